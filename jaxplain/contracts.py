@@ -1,0 +1,139 @@
+"""The data carriers every layer of jaxplain agrees on: Batch, Taps, Outputs, Target, Method.
+
+A model is the pure function ``forward(params, batch, taps) -> Outputs``. An attribution method is
+``method(forward, params, batch, target, *, key=None, **hyper) -> Float[Array, "B T"]``. Methods
+never reach into a model: what they need goes in through :class:`Taps` and comes back in
+:class:`Outputs`.
+
+Axis glossary (used in docstrings, jaxtyping strings and variable names):
+
+=====  ==========================================
+``B``  batch
+``T``  tokens
+``H``  hidden
+``E``  embedding width (``H`` except ELECTRA)
+``L``  layers (``L1`` = L+1, with the embeddings)
+``N``  heads
+``D``  head dim
+``C``  classes
+``V``  vocabulary
+``S``  integration steps
+``K``  noise samples
+``R``  removal levels
+=====  ==========================================
+"""
+
+import dataclasses
+from typing import Any, Callable, Protocol, Union
+
+import jax
+import numpy as np
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+Params = Any  # a pytree of arrays (an ``nnx.State``)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Batch:
+  """A padded batch of token ids; padding is always ``attention_mask == 0``.
+
+  Attributes:
+    input_ids: ``int32 [B, T]``.
+    attention_mask: ``int32 [B, T]``, 1 on real tokens (special tokens included), 0 on padding.
+    token_type_ids: ``int32 [B, T]`` segment ids (zeros for single texts).
+    word_ids: ``int32 [B, T]`` index of the word each token belongs to, counted across both
+      texts of a pair; ``-1`` on special tokens and padding. ``None`` when unknown.
+    offsets: ``int32 [B, T, 2]`` character span ``[start, end)`` of each token in its own text;
+      ``(0, 0)`` on special tokens and padding. ``None`` when unknown.
+    sequence_ids: ``int32 [B, T]``: 0 for the first text, 1 for the second, -1 for special
+      tokens and padding. ``None`` when unknown.
+  """
+
+  input_ids: Int[Array, "B T"]
+  attention_mask: Int[Array, "B T"]
+  token_type_ids: Int[Array, "B T"]
+  word_ids: Int[Array, "B T"] | None = None
+  offsets: Int[Array, "B T 2"] | None = None
+  sequence_ids: Int[Array, "B T"] | None = None
+
+  @property
+  def shape(self) -> tuple[int, int]:
+    return tuple(self.input_ids.shape)  # type: ignore[return-value]
+
+  def __len__(self) -> int:
+    return int(self.input_ids.shape[0])
+
+  def take(self, index: Any) -> "Batch":
+    """Rows ``index`` of every field (host-side indexing, e.g. ``batch.take(slice(0, 4))``)."""
+    return jax.tree.map(lambda x: x[index], self)
+
+  def device_part(self) -> "Batch":
+    """The fields the model reads; host-only metadata dropped (cheaper to ship to devices)."""
+    return Batch(self.input_ids, self.attention_mask, self.token_type_ids)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Taps:
+  """What a method asks of the model's insides. ``None`` fields cost nothing.
+
+  Attributes:
+    word_embeddings: ``[B, T, E]`` used instead of the word-piece lookup (before position and
+      segment embeddings are added): IG, gradient x input, SmoothGrad, DiffMask input gates.
+    hidden: ``[B, T, H]`` used instead of ``hidden[hidden_layer]``, the state entering layer
+      ``hidden_layer`` (0 = the embeddings' output, ``L`` = the last layer's output, which only
+      the head reads). Layers below ``hidden_layer`` are not computed.
+    hidden_delta: ``[L+1, B, T, H]`` added to every hidden state; its gradient is
+      ``d logit / d hidden[l]`` for all layers in one backward pass.
+    attention_delta: ``[L, B, N, T, T]`` added to the attention probabilities; its gradient is
+      ``d logit / d A``.
+    head_relevance_mask: ``[L, N]`` scales the relevance (the cotangent) flowing back through each
+      head's context vectors; the forward pass is unchanged.
+    hidden_layer: static index for ``hidden``.
+    rules: static name of the backward rules: ``"gradient"`` (plain autodiff), ``"attnlrp"`` or
+      ``"cp-lrp"`` (LRP rules through ``stop_gradient`` / ``custom_vjp``).
+  """
+
+  word_embeddings: Float[Array, "B T E"] | None = None
+  hidden: Float[Array, "B T H"] | None = None
+  hidden_delta: Float[Array, "L1 B T H"] | None = None
+  attention_delta: Float[Array, "L B N T T"] | None = None
+  head_relevance_mask: Float[Array, "L N"] | None = None
+  hidden_layer: int = dataclasses.field(default=0, metadata=dict(static=True))
+  rules: str = dataclasses.field(default="gradient", metadata=dict(static=True))
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Outputs:
+  """What the model computed.
+
+  Attributes:
+    logits: the head's output. Sequence classification ``[B, C]``; token classification
+      ``[B, T, C]``; question answering ``[B, T, 2]`` (start, end); masked LM ``[B, T, V]``;
+      no head (``"embedding"``) ``[B, H]``, the mean-pooled last hidden state.
+    hidden: ``[L+1, B, T, H]``: the embeddings' output, then each layer's output.
+    attention: ``[L, B, N, T, T]`` attention probabilities (after ``attention_delta``).
+    word_embeddings: ``[B, T, E]`` the word embeddings actually used.
+  """
+
+  logits: Float[Array, "..."]
+  hidden: Float[Array, "L1 B T H"]
+  attention: Float[Array, "L B N T T"]
+  word_embeddings: Float[Array, "B T E"]
+
+
+Forward = Callable[[Params, Batch, Taps], Outputs]
+"""``forward(params, batch, taps) -> Outputs``: the whole model as a pure function."""
+
+Target = Union[int, Int[Array, " B"], np.ndarray, None, Callable[[Outputs], Float[Array, " B"]]]
+"""An int class, per-example classes ``[B]``, ``None`` (predicted class) or ``Outputs -> [B]``."""
+
+
+class Method(Protocol):
+  """An attribution kernel: pure, unjitted, ``[B, T]`` float32 scores with 0 on padding."""
+
+  def __call__(self, forward: Forward, params: Params, batch: Batch, target: Target = None,
+               *, key: PRNGKeyArray | None = None, **hyper: Any) -> Float[Array, "B T"]:
+    ...

@@ -1,0 +1,9 @@
+"""Flax BERT-family encoders with taps, checkpoint loading, tokenising, the default model."""
+
+from jaxplain.models.config import EncoderConfig, from_hf_config
+from jaxplain.models.forward import init_encoder, make_forward
+from jaxplain.models.model import Model, load_model, model_from_params
+from jaxplain.models.tokenize import BUCKETS, bucket_length
+
+__all__ = ["BUCKETS", "EncoderConfig", "Model", "bucket_length", "from_hf_config",
+           "init_encoder", "load_model", "make_forward", "model_from_params"]

@@ -1,0 +1,212 @@
+"""The BERT-family encoder (BERT, RoBERTa, DistilBERT, ELECTRA) and its heads, in Flax NNX.
+
+One post-LayerNorm transformer serves all four families; they differ in their embeddings
+(RoBERTa's padding-offset positions, DistilBERT's missing segments, ELECTRA's projection) and in
+their heads. The module is called as ``model(batch, taps) -> Outputs``; the rest of the library
+sees it only through the pure :func:`jaxplain.models.forward.make_forward`.
+
+Parameters are float32; ``config.dtype == "bfloat16"`` runs the matmuls in bfloat16 with float32
+accumulation, and keeps LayerNorm, softmax and every residual sum in float32.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxplain.contracts import Batch, Outputs, Taps
+from jaxplain.models.config import EncoderConfig
+from jaxplain.models.rules import RuleSet, get_rule_set, scale_gradient
+
+_INIT = jax.nn.initializers.normal(0.02)
+
+
+class Dense(nnx.Module):
+  """``y = x W + b`` with ``W`` stored ``[in, out]``."""
+
+  def __init__(self, din: int, dout: int, *, rngs: nnx.Rngs, dtype: str = "float32"):
+    self.kernel = nnx.Param(_INIT(rngs.params(), (din, dout), jnp.float32))
+    self.bias = nnx.Param(jnp.zeros((dout,), jnp.float32))
+    self.dtype = dtype
+
+  def __call__(self, x):
+    dt = jnp.dtype(self.dtype)
+    y = jnp.dot(x.astype(dt), self.kernel[...].astype(dt), preferred_element_type=jnp.float32)
+    return y + self.bias[...]
+
+
+class LayerNorm(nnx.Module):
+  """LayerNorm whose normalisation goes through the rule set (LRP treats it specially)."""
+
+  def __init__(self, dim: int, eps: float):
+    self.scale = nnx.Param(jnp.ones((dim,), jnp.float32))
+    self.bias = nnx.Param(jnp.zeros((dim,), jnp.float32))
+    self.eps = eps
+
+  def __call__(self, x, rules: RuleSet):
+    return rules.layer_norm(x, self.eps) * self.scale[...] + self.bias[...]
+
+
+class Embed(nnx.Module):
+
+  def __init__(self, num: int, dim: int, *, rngs: nnx.Rngs):
+    self.embedding = nnx.Param(_INIT(rngs.params(), (num, dim), jnp.float32))
+
+  def __call__(self, ids):
+    return jnp.take(self.embedding[...], ids, axis=0)
+
+
+class Embeddings(nnx.Module):
+  """Word + position (+ segment) embeddings, LayerNorm, and ELECTRA's projection."""
+
+  def __init__(self, cfg: EncoderConfig, *, rngs: nnx.Rngs):
+    e = cfg.embedding_size
+    self.word = Embed(cfg.vocab_size, e, rngs=rngs)
+    self.position = Embed(cfg.max_positions, e, rngs=rngs)
+    self.token_type = Embed(cfg.type_vocab_size, e, rngs=rngs) if cfg.type_vocab_size else None
+    self.norm = LayerNorm(e, cfg.layer_norm_eps)
+    self.project = (Dense(e, cfg.hidden_size, rngs=rngs, dtype=cfg.dtype)
+                    if e != cfg.hidden_size else None)
+    self.family = cfg.family
+    self.pad_token_id = cfg.pad_token_id
+
+  def positions(self, input_ids):
+    if self.family == "roberta":  # HF create_position_ids_from_input_ids
+      real = (input_ids != self.pad_token_id).astype(jnp.int32)
+      return jnp.cumsum(real, axis=1) * real + self.pad_token_id
+    return jnp.broadcast_to(jnp.arange(input_ids.shape[1]), input_ids.shape)
+
+  def __call__(self, batch: Batch, words, rules: RuleSet):
+    x = words + self.position(self.positions(batch.input_ids))
+    if self.token_type is not None:
+      x = x + self.token_type(batch.token_type_ids)
+    x = self.norm(x, rules)
+    if self.project is not None:
+      x = self.project(x)
+    return x
+
+
+class Layer(nnx.Module):
+  """One post-LN transformer block: self-attention, residual, LN, feed-forward, residual, LN."""
+
+  def __init__(self, cfg: EncoderConfig, *, rngs: nnx.Rngs):
+    h, dt = cfg.hidden_size, cfg.dtype
+    self.query = Dense(h, h, rngs=rngs, dtype=dt)
+    self.key = Dense(h, h, rngs=rngs, dtype=dt)
+    self.value = Dense(h, h, rngs=rngs, dtype=dt)
+    self.attn_out = Dense(h, h, rngs=rngs, dtype=dt)
+    self.attn_norm = LayerNorm(h, cfg.layer_norm_eps)
+    self.ffn_in = Dense(h, cfg.intermediate_size, rngs=rngs, dtype=dt)
+    self.ffn_out = Dense(cfg.intermediate_size, h, rngs=rngs, dtype=dt)
+    self.ffn_norm = LayerNorm(h, cfg.layer_norm_eps)
+    self.num_heads = cfg.num_heads
+    self.activation = cfg.activation
+
+  def __call__(self, x, mask_bias, rules: RuleSet, attention_delta=None, head_scale=None):
+    """``x [B, T, H]``, ``mask_bias [B, 1, 1, T]`` -> (``[B, T, H]``, probs ``[B, N, T, T]``)."""
+    b, t, h = x.shape
+    n = self.num_heads
+    d = h // n
+    split = lambda y: y.reshape(b, t, n, d)
+    q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
+    scores = rules.attention_scores(q, k) / math.sqrt(d) + mask_bias
+    probs = rules.softmax(scores)
+    if attention_delta is not None:
+      probs = probs + attention_delta
+    ctx = rules.attention_context(probs, v)  # [B, T, N, D]
+    if head_scale is not None:
+      ctx = scale_gradient(ctx, head_scale[None, None, :, None].astype(ctx.dtype))
+    attn = self.attn_norm(self.attn_out(ctx.reshape(b, t, h)) + x, rules)
+    ffn = self.ffn_out(rules.activation(self.activation, self.ffn_in(attn)))
+    return self.ffn_norm(ffn + attn, rules), probs
+
+
+class Head(nnx.Module):
+  """Each family's head for each task; parameters that a head does not use are ``None``."""
+
+  def __init__(self, cfg: EncoderConfig, *, rngs: nnx.Rngs):
+    h, c, dt = cfg.hidden_size, cfg.num_labels, cfg.dtype
+    self.kind, self.family = cfg.head, cfg.family
+    self.pooler = self.dense = self.out = self.transform = self.transform_norm = None
+    self.decoder_bias = None
+    self.activation = cfg.activation
+    if cfg.head == "sequence_classification":
+      if cfg.family == "bert":
+        self.pooler = Dense(h, h, rngs=rngs, dtype=dt)
+      else:  # RoBERTa/ELECTRA classification head, DistilBERT pre_classifier
+        self.dense = Dense(h, h, rngs=rngs, dtype=dt)
+      self.out = Dense(h, c, rngs=rngs, dtype=dt)
+    elif cfg.head == "token_classification":
+      self.out = Dense(h, c, rngs=rngs, dtype=dt)
+    elif cfg.head == "question_answering":
+      self.out = Dense(h, 2, rngs=rngs, dtype=dt)
+    elif cfg.head == "masked_lm":
+      e = cfg.embedding_size
+      self.transform = Dense(h, e, rngs=rngs, dtype=dt)
+      self.transform_norm = LayerNorm(e, cfg.layer_norm_eps)
+      self.decoder_bias = nnx.Param(jnp.zeros((cfg.vocab_size,), jnp.float32))
+
+  def __call__(self, x, attention_mask, word_table, rules: RuleSet):
+    act = lambda name, y: rules.activation(name, y)
+    if self.kind == "sequence_classification":
+      cls = x[:, 0]
+      if self.family == "bert":
+        return self.out(act("tanh", self.pooler(cls)))
+      inner = {"roberta": "tanh", "electra": "gelu", "distilbert": "relu"}[self.family]
+      return self.out(act(inner, self.dense(cls)))
+    if self.kind in ("token_classification", "question_answering"):
+      return self.out(x)
+    if self.kind == "masked_lm":
+      name = "gelu" if self.family in ("roberta", "electra") else self.activation
+      y = self.transform_norm(act(name, self.transform(x)), rules)
+      logits = jnp.einsum("bte,ve->btv", y, word_table, preferred_element_type=jnp.float32)
+      return logits + self.decoder_bias[...]
+    # "embedding": sentence-transformers mean pooling over real tokens.
+    m = attention_mask[..., None].astype(x.dtype)
+    return (x * m).sum(1) / jnp.maximum(m.sum(1), 1.0)
+
+
+class Encoder(nnx.Module):
+  """A BERT-family encoder with its head, called as ``encoder(batch, taps) -> Outputs``."""
+
+  def __init__(self, cfg: EncoderConfig, *, rngs: nnx.Rngs):
+    self.config = cfg
+    self.embeddings = Embeddings(cfg, rngs=rngs)
+    self.layers = nnx.List([Layer(cfg, rngs=rngs) for _ in range(cfg.num_layers)])
+    self.head = Head(cfg, rngs=rngs)
+
+  def __call__(self, batch: Batch, taps: Taps = Taps()) -> Outputs:
+    cfg = self.config
+    rules = get_rule_set(taps.rules)
+    mask = batch.attention_mask
+    words = (self.embeddings.word(batch.input_ids) if taps.word_embeddings is None
+             else taps.word_embeddings)
+    mask_bias = jnp.where(mask[:, None, None, :] > 0, 0.0,
+                          jnp.finfo(jnp.float32).min).astype(jnp.float32)
+    b, t = batch.input_ids.shape
+    start = 0
+    if taps.hidden is not None:
+      start = taps.hidden_layer
+      if not 0 <= start <= cfg.num_layers:
+        raise ValueError(f"hidden_layer {start} out of range 0..{cfg.num_layers}")
+      x = taps.hidden.astype(jnp.float32)
+    else:
+      x = self.embeddings(batch, words, rules)
+    zeros_h = jnp.zeros((b, t, cfg.hidden_size), jnp.float32)
+    zeros_a = jnp.zeros((b, cfg.num_heads, t, t), jnp.float32)
+    hidden = [zeros_h] * start
+    attention = [zeros_a] * start
+    for i in range(start, cfg.num_layers + 1):
+      if taps.hidden_delta is not None:
+        x = x + taps.hidden_delta[i]
+      hidden.append(x)
+      if i == cfg.num_layers:
+        break
+      delta = None if taps.attention_delta is None else taps.attention_delta[i]
+      scale = None if taps.head_relevance_mask is None else taps.head_relevance_mask[i]
+      x, probs = self.layers[i](x, mask_bias, rules, delta, scale)
+      attention.append(probs)
+    logits = self.head(x, mask, self.embeddings.word.embedding[...], rules)
+    return Outputs(logits=logits, hidden=jnp.stack(hidden), attention=jnp.stack(attention),
+                   word_embeddings=words)

@@ -1,0 +1,108 @@
+"""Texts -> :class:`Batch` through a Hugging Face fast tokenizer, padded to a few length buckets.
+
+Padding every batch to one of a small set of lengths means jit compiles a handful of shapes for a
+whole corpus instead of one per batch. Over-long inputs are truncated with a
+:class:`TruncationWarning` (or refused, with ``truncate=False``); bad texts raise
+:class:`InputError` naming the offending example.
+"""
+
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+
+from jaxplain.contracts import Batch
+from jaxplain.errors import InputError, TruncationWarning
+
+BUCKETS: tuple[int, ...] = (16, 32, 64, 128, 256, 384, 512)
+"""Padded lengths. A batch is padded to the smallest bucket that holds its longest input."""
+
+
+def bucket_length(longest: int, max_length: int, buckets: Sequence[int] = BUCKETS) -> int:
+  """The padded length for a batch whose longest input has ``longest`` tokens."""
+  for b in buckets:
+    if b >= longest:
+      return min(b, max_length)
+  return max_length
+
+
+def check_texts(texts: Any, what: str = "text") -> list[str]:
+  """``texts`` as a non-empty list of non-blank strings, or an :class:`InputError`."""
+  if isinstance(texts, str):
+    texts = [texts]
+  if not isinstance(texts, (list, tuple)):
+    raise InputError(f"expected a {what} string or a list of strings, got "
+                     f"{type(texts).__name__}.")
+  if not texts:
+    raise InputError(f"no {what}s given; pass at least one non-empty string.")
+  for i, t in enumerate(texts):
+    if not isinstance(t, str):
+      raise InputError(f"{what} {i} is a {type(t).__name__}, not a string; pass text.")
+    if not t.strip():
+      raise InputError(f"{what} {i} is empty or whitespace only; pass some words to explain.")
+  return list(texts)
+
+
+def encode(tokenizer: Any, texts: str | Sequence[str], text_pairs: str | Sequence[str] | None,
+           max_length: int, *, truncate: bool = True,
+           buckets: Sequence[int] = BUCKETS) -> Batch:
+  """Tokenises ``texts`` (and ``text_pairs``) into a padded :class:`Batch`.
+
+  Args:
+    tokenizer: a Hugging Face fast tokenizer.
+    texts: one text or a list.
+    text_pairs: the second texts of pairs (NLI, QA), or ``None``.
+    max_length: longest allowed input, special tokens included.
+    truncate: truncate longer inputs with a warning; ``False`` raises instead.
+    buckets: padded lengths to choose from.
+  Returns:
+    A :class:`Batch` with ``word_ids``, ``offsets`` and ``sequence_ids``, padded to a bucket.
+  """
+  texts = check_texts(texts)
+  pairs = None
+  if text_pairs is not None:
+    pairs = check_texts(text_pairs, "text pair")
+    if len(pairs) != len(texts):
+      raise InputError(f"{len(texts)} texts but {len(pairs)} text pairs; pass one pair per text.")
+  full = tokenizer(texts, pairs, truncation=False, add_special_tokens=True)
+  lengths = [len(ids) for ids in full["input_ids"]]
+  too_long = [i for i, n in enumerate(lengths) if n > max_length]
+  if too_long:
+    msg = (f"{len(too_long)} input(s) longer than the model's {max_length} tokens "
+           f"(example {too_long[0]} has {lengths[too_long[0]]})")
+    if not truncate:
+      raise InputError(msg + "; shorten them, or allow truncation (drop --no-truncate / "
+                       "truncate=False).")
+    warnings.warn(msg + f"; truncated to {max_length} tokens.", TruncationWarning, stacklevel=3)
+    enc = tokenizer(texts, pairs, truncation=True, max_length=max_length,
+                    add_special_tokens=True, return_offsets_mapping=True)
+  else:
+    enc = tokenizer(texts, pairs, truncation=False, add_special_tokens=True,
+                    return_offsets_mapping=True)
+  n = len(texts)
+  t = bucket_length(max(len(ids) for ids in enc["input_ids"]), max_length, buckets)
+  pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+  input_ids = np.full((n, t), pad, np.int32)
+  attention = np.zeros((n, t), np.int32)
+  types = np.zeros((n, t), np.int32)
+  word_ids = np.full((n, t), -1, np.int32)
+  seq_ids = np.full((n, t), -1, np.int32)
+  offsets = np.zeros((n, t, 2), np.int32)
+  for i in range(n):
+    ids = enc["input_ids"][i]
+    m = len(ids)
+    input_ids[i, :m] = ids
+    attention[i, :m] = 1
+    if "token_type_ids" in enc:
+      types[i, :m] = enc["token_type_ids"][i]
+    words = enc.word_ids(i)
+    seqs = enc.sequence_ids(i)
+    first_words = max((w for w, s in zip(words, seqs) if s == 0 and w is not None), default=-1)
+    for j, (w, s) in enumerate(zip(words, seqs)):
+      if w is None or s is None:
+        continue
+      word_ids[i, j] = w + (first_words + 1 if s == 1 else 0)
+      seq_ids[i, j] = s
+      offsets[i, j] = enc["offset_mapping"][i][j]
+  return Batch(input_ids=input_ids, attention_mask=attention, token_type_ids=types,
+               word_ids=word_ids, offsets=offsets, sequence_ids=seq_ids)
