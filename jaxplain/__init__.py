@@ -1,7 +1,13 @@
 """jaxplain: token attributions for BERT-family text models, in JAX."""
 
+from jaxplain.api import attribute, methods
 from jaxplain.contracts import Batch, Outputs, Taps
 from jaxplain.errors import InputError, JaxplainError, ModelLoadError, TruncationWarning
 from jaxplain.models import EncoderConfig, Model, load_model
+from jaxplain.result import Attribution
 
 __version__ = "0.1.0"
+
+__all__ = ["Attribution", "Batch", "EncoderConfig", "InputError", "JaxplainError", "Model",
+           "ModelLoadError", "Outputs", "Taps", "TruncationWarning", "attribute", "load_model",
+           "methods"]

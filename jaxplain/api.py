@@ -1,0 +1,184 @@
+"""The public entry points: ``attribute(model, texts_or_batch, method, ...)`` and ``methods()``.
+
+This is where kernels meet jit. Kernels are pure and unjitted; :func:`compiled` jits each
+(method, static hyperparameters, model) once and caches it, so a second call with the same
+shape bucket never recompiles. Array-valued hyperparameters (a baseline, a noise level given as
+an array) stay dynamic.
+"""
+
+import functools
+import inspect
+from typing import Any, Callable, Hashable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxplain.attribution import CONVERGENCE_DELTAS, METHODS, canonical_name
+from jaxplain.contracts import Batch, Forward
+from jaxplain.errors import InputError
+from jaxplain.models.model import Model
+from jaxplain.result import Attribution, concatenate
+
+
+def methods() -> tuple[str, ...]:
+  """Names accepted by :func:`attribute` and ``jaxplain explain --method``."""
+  return tuple(sorted(METHODS))
+
+
+def _split_hyper(hyper: dict[str, Any]) -> tuple[tuple[tuple[str, Hashable], ...],
+                                                 dict[str, Any]]:
+  static, dynamic = [], {}
+  for k, v in sorted(hyper.items()):
+    if isinstance(v, (jax.Array, np.ndarray)):
+      dynamic[k] = jnp.asarray(v)
+    else:
+      try:
+        hash(v)
+      except TypeError:
+        raise InputError(f"hyperparameter {k}={v!r} is neither an array nor hashable; pass a "
+                         "number, string, tuple or array.") from None
+      static.append((k, v))
+  return tuple(static), dynamic
+
+
+@functools.lru_cache(maxsize=256)
+def compiled(name: str, static_hyper: tuple[tuple[str, Hashable], ...], forward: Forward,
+             target_fn: Callable | None = None) -> Callable:
+  """``jit(kernel)`` for one method, static hyperparameters and model, built once.
+
+  The returned function is ``fn(params, batch, target, key, **dynamic_hyper)``.
+  """
+  kernel = functools.partial(METHODS[name], **dict(static_hyper))
+
+  def run(params, batch, target, key, **dynamic):
+    return kernel(forward, params, batch, target_fn if target_fn is not None else target,
+                  key=key, **dynamic)
+
+  return jax.jit(run)
+
+
+def _check_hyper(name: str, hyper: dict[str, Any]) -> None:
+  sig = inspect.signature(METHODS[name])
+  params = sig.parameters
+  if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+    return
+  allowed = [p for p, v in params.items() if v.kind == v.KEYWORD_ONLY and p != "key"]
+  for k in hyper:
+    if k not in allowed:
+      raise InputError(f"method {name!r} has no hyperparameter {k!r}; it takes "
+                       f"{', '.join(allowed) or 'none'}.")
+
+
+def attribute(model: Model, batch_or_texts: Batch | str | Sequence[str],
+              method: str = "gradient_x_input", target: Any = None, *,
+              text_pairs: str | Sequence[str] | None = None, max_length: int | None = None,
+              truncate: bool = True, batch_size: int | None = None, seed: int = 0,
+              key: jax.Array | None = None, **hyper: Any) -> Attribution:
+  """Explains a model's predictions with one attribution method.
+
+  Args:
+    model: from :func:`jaxplain.load_model` or :func:`jaxplain.default_model`.
+    batch_or_texts: a text, a list of texts, or a :class:`Batch` from ``model.encode``.
+    method: a name from :func:`methods` (``"ig"`` and other short names work too).
+    target: class index, one per example, ``None`` (the predicted class), or a callable
+      ``Outputs -> [B]`` (e.g. a QA start logit).
+    text_pairs: second texts of pairs, when ``batch_or_texts`` holds texts.
+    max_length: truncate inputs to this many tokens (default: the model's limit).
+    truncate: ``False`` makes an over-long input an error instead of a warning.
+    batch_size: explain this many texts per compiled call (bounds memory); default all.
+    seed: seeds ``key`` when none is given (methods with randomness, e.g. SmoothGrad).
+    key: a ``jax.random.key``; overrides ``seed``.
+    **hyper: the method's hyperparameters (``steps=50``, ``baseline="pad"``...).
+  Returns:
+    An :class:`Attribution`.
+  Example:
+    >>> model = jaxplain.default_model()                                    # doctest: +SKIP
+    >>> a = jaxplain.attribute(model, "an utterly charming film", "ig")     # doctest: +SKIP
+    >>> a.word_scores(0)                                                    # doctest: +SKIP
+  """
+  name = canonical_name(method)
+  _check_hyper(name, hyper)
+  key = jax.random.key(seed) if key is None else key
+  if isinstance(batch_or_texts, Batch):
+    if text_pairs is not None:
+      raise InputError("text_pairs goes with texts; a Batch already holds its pairs.")
+    return _attribute_batch(model, batch_or_texts, None, None, name, target, key, hyper)
+  texts = [batch_or_texts] if isinstance(batch_or_texts, str) else list(batch_or_texts)
+  pairs = None if text_pairs is None else (
+      [text_pairs] if isinstance(text_pairs, str) else list(text_pairs))
+  size = batch_size or len(texts)
+  if size < 1:
+    raise InputError(f"batch_size must be >= 1, got {batch_size}.")
+  parts = []
+  for start in range(0, len(texts), size):
+    chunk = texts[start:start + size]
+    chunk_pairs = None if pairs is None else pairs[start:start + size]
+    batch = model.encode(chunk, chunk_pairs, max_length, truncate=truncate)
+    chunk_target = target
+    if target is not None and not callable(target) and np.ndim(target) == 1:
+      chunk_target = np.asarray(target)[start:start + size]
+    parts.append(_attribute_batch(model, batch, chunk, chunk_pairs, name, chunk_target,
+                                  jax.random.fold_in(key, start), hyper))
+  return concatenate(parts)
+
+
+def _attribute_batch(model: Model, batch: Batch, texts: list[str] | None,
+                     pairs: list[str] | None, name: str, target: Any, key: jax.Array,
+                     hyper: dict[str, Any]) -> Attribution:
+  b = len(batch)
+  if model.config.head == "sequence_classification":
+    model.check_target(target, b)
+  static, dynamic = _split_hyper(hyper)
+  device_batch = batch.device_part()
+  logits = np.asarray(model.outputs(batch).logits, np.float32)
+  probs = None
+  if model.config.head == "sequence_classification":
+    probs = np.asarray(jax.nn.softmax(logits, -1))
+  if callable(target):
+    fn, tgt = compiled(name, static, model.forward, target), None
+    target_arr = None
+  else:
+    fn = compiled(name, static, model.forward)
+    if target is None:
+      target_arr = logits.reshape(b, -1).argmax(-1).astype(np.int32)
+    else:
+      target_arr = np.broadcast_to(np.asarray(target, np.int32), (b,)).copy()
+    tgt = jnp.asarray(target_arr)
+  out = np.asarray(fn(model.params, device_batch, tgt, key, **dynamic), np.float32)
+  extra = {}
+  if out.ndim == 3:  # per-layer methods: [L+1, B, T]; the embeddings row is the default view
+    extra["layers"] = out
+    out = out[0]
+  deltas = None
+  if name in CONVERGENCE_DELTAS:
+    deltas = np.asarray(CONVERGENCE_DELTAS[name](
+        model.forward, model.params, device_batch, tgt if tgt is not None else target,
+        jnp.asarray(out), **dict(static), **dynamic), np.float32)
+  texts = texts if texts is not None else _decode(model, batch)
+  return Attribution(
+      scores=out, tokens=model.tokens(batch), input_ids=np.asarray(batch.input_ids),
+      attention_mask=np.asarray(batch.attention_mask),
+      word_ids=_or(batch.word_ids, batch.input_ids, -1), offsets=_offsets(batch),
+      sequence_ids=_or(batch.sequence_ids, batch.input_ids, -1), texts=texts, text_pairs=pairs,
+      target=target_arr, probabilities=probs, labels=model.labels, method=name,
+      hyper=dict(hyper), deltas=deltas, extra=extra)
+
+
+def _or(x, like, fill) -> np.ndarray:
+  return np.full(np.shape(like), fill, np.int32) if x is None else np.asarray(x)
+
+
+def _offsets(batch: Batch) -> np.ndarray:
+  if batch.offsets is None:
+    return np.zeros(np.shape(batch.input_ids) + (2,), np.int32)
+  return np.asarray(batch.offsets)
+
+
+def _decode(model: Model, batch: Batch) -> list[str]:
+  if model.tokenizer is None:
+    return [""] * len(batch)
+  ids = np.asarray(batch.input_ids)
+  mask = np.asarray(batch.attention_mask).astype(bool)
+  return [model.tokenizer.decode(ids[i][mask[i]].tolist(), skip_special_tokens=True)
+          for i in range(ids.shape[0])]

@@ -1,0 +1,67 @@
+"""Pieces every attribution kernel shares: targets, mask-aware reductions, embedding lookups."""
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
+
+from jaxplain.contracts import Batch, Forward, Outputs, Params, Taps, Target
+
+
+def masked(x: Float[Array, "... B T"], mask: Int[Array, "B T"]) -> Float[Array, "... B T"]:
+  """Zeroes padding positions: ``x * (mask > 0)``, kept in float32."""
+  return jnp.where(mask > 0, x, 0.0).astype(jnp.float32)
+
+
+def resolve_target(forward: Forward, params: Params, batch: Batch,
+                   target: Target) -> Int[Array, " B"] | Callable[[Outputs], Float[Array, " B"]]:
+  """Turns ``target`` into per-example classes ``[B]`` (or keeps a callable).
+
+  ``None`` means the class predicted for the unmodified input; it is then held fixed along IG
+  paths, noise samples and removal levels (as Captum does with a fixed ``target``).
+  """
+  if callable(target):
+    return target
+  b = batch.input_ids.shape[0]
+  if target is None:
+    logits = forward(params, batch, Taps()).logits
+    return jnp.argmax(logits.reshape(b, -1), axis=-1).astype(jnp.int32)
+  return jnp.broadcast_to(jnp.asarray(target, jnp.int32), (b,))
+
+
+def target_logit(outputs: Outputs,
+                 target: Int[Array, " B"] | Callable[[Outputs], Float[Array, " B"]]
+                 ) -> Float[Array, " B"]:
+  """The explained scalar per example: ``logits[b, target[b]]``, or ``target(outputs)``."""
+  if callable(target):
+    return target(outputs).astype(jnp.float32)
+  logits = outputs.logits.reshape(outputs.logits.shape[0], -1)
+  return jnp.take_along_axis(logits, target[:, None], axis=1)[:, 0].astype(jnp.float32)
+
+
+def embed(forward: Forward, params: Params, batch: Batch) -> Float[Array, "B T E"]:
+  """The word-piece embeddings the model looks up for ``batch`` (before positions/segments)."""
+  return forward(params, batch, Taps()).word_embeddings
+
+
+def embedding_table(forward: Forward, params: Params, batch: Batch,
+                    token_id: int) -> Float[Array, " E"]:
+  """The embedding row of one token id (``[MASK]``, ``[PAD]``...), via the model's own lookup."""
+  one = Batch(jnp.full((1, 1), token_id, jnp.int32), jnp.ones((1, 1), jnp.int32),
+              jnp.zeros((1, 1), jnp.int32))
+  del batch
+  return embed(forward, params, one)[0, 0]
+
+
+def grad_wrt_embeddings(forward: Forward, params: Params, batch: Batch, target,
+                        embeddings: Float[Array, "B T E"], rules: str = "gradient"
+                        ) -> Float[Array, "B T E"]:
+  """``d target_logit / d word_embeddings`` at ``embeddings``, one backward pass for the batch.
+
+  Examples do not interact, so the gradient of the sum over the batch is every example's own.
+  """
+  def f(e):
+    return target_logit(forward(params, batch, Taps(word_embeddings=e, rules=rules)),
+                        target).sum()
+  return jax.grad(f)(embeddings.astype(jnp.float32))
