@@ -128,24 +128,26 @@ class Head(nnx.Module):
   def __init__(self, cfg: EncoderConfig, *, rngs: nnx.Rngs):
     h, c, dt = cfg.hidden_size, cfg.num_labels, cfg.dtype
     self.kind, self.family = cfg.head, cfg.family
-    self.pooler = self.dense = self.out = self.transform = self.transform_norm = None
-    self.decoder_bias = None
     self.activation = cfg.activation
+    pooler = dense = out = transform = transform_norm = decoder_bias = None
     if cfg.head == "sequence_classification":
       if cfg.family == "bert":
-        self.pooler = Dense(h, h, rngs=rngs, dtype=dt)
+        pooler = Dense(h, h, rngs=rngs, dtype=dt)
       else:  # RoBERTa/ELECTRA classification head, DistilBERT pre_classifier
-        self.dense = Dense(h, h, rngs=rngs, dtype=dt)
-      self.out = Dense(h, c, rngs=rngs, dtype=dt)
+        dense = Dense(h, h, rngs=rngs, dtype=dt)
+      out = Dense(h, c, rngs=rngs, dtype=dt)
     elif cfg.head == "token_classification":
-      self.out = Dense(h, c, rngs=rngs, dtype=dt)
+      out = Dense(h, c, rngs=rngs, dtype=dt)
     elif cfg.head == "question_answering":
-      self.out = Dense(h, 2, rngs=rngs, dtype=dt)
+      out = Dense(h, 2, rngs=rngs, dtype=dt)
     elif cfg.head == "masked_lm":
       e = cfg.embedding_size
-      self.transform = Dense(h, e, rngs=rngs, dtype=dt)
-      self.transform_norm = LayerNorm(e, cfg.layer_norm_eps)
-      self.decoder_bias = nnx.Param(jnp.zeros((cfg.vocab_size,), jnp.float32))
+      transform = Dense(h, e, rngs=rngs, dtype=dt)
+      transform_norm = LayerNorm(e, cfg.layer_norm_eps)
+      decoder_bias = nnx.Param(jnp.zeros((cfg.vocab_size,), jnp.float32))
+    # Unused parts stay None (static); NNX needs each attribute assigned once.
+    self.pooler, self.dense, self.out = pooler, dense, out
+    self.transform, self.transform_norm, self.decoder_bias = transform, transform_norm, decoder_bias
 
   def __call__(self, x, attention_mask, word_table, rules: RuleSet):
     act = lambda name, y: rules.activation(name, y)

@@ -74,9 +74,11 @@ class Model:
     return self.outputs(batch).logits
 
   def tokens(self, batch: Batch) -> list[list[str]]:
-    """Token strings per example, real tokens only."""
+    """Token strings per example, real tokens only (ids as strings without a tokenizer)."""
     ids = np.asarray(batch.input_ids)
     mask = np.asarray(batch.attention_mask).astype(bool)
+    if self.tokenizer is None:  # no vocabulary: show the ids
+      return [[str(t) for t in ids[i][mask[i]]] for i in range(ids.shape[0])]
     return [self.tokenizer.convert_ids_to_tokens(ids[i][mask[i]].tolist())
             for i in range(ids.shape[0])]
 

@@ -1,0 +1,104 @@
+"""attribute(), methods() and Attribution on the real MiniLM (encoder head) and a tiny model."""
+
+import jax
+import numpy as np
+import pytest
+
+import jaxplain
+from jaxplain.models import EncoderConfig, init_encoder, model_from_params
+
+TINY = EncoderConfig(family="bert", hidden_size=32, num_layers=2, num_heads=4,
+                     intermediate_size=64, vocab_size=100, max_positions=64, num_labels=3)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+  forward, params = init_encoder(TINY, seed=1)
+  model = model_from_params(TINY, params, labels=("a", "b", "c"))
+  return model
+
+
+def _batch(ids_rows, t=16):
+  ids = np.zeros((len(ids_rows), t), np.int32)
+  mask = np.zeros_like(ids)
+  for i, row in enumerate(ids_rows):
+    ids[i, :len(row)] = row
+    mask[i, :len(row)] = 1
+  wid = np.where(mask > 0, np.arange(t)[None] - 1, -1).astype(np.int32)
+  for i, row in enumerate(ids_rows):
+    wid[i, 0] = -1
+    wid[i, len(row) - 1] = -1
+  return jaxplain.Batch(ids, mask, np.zeros_like(ids), word_ids=wid)
+
+
+def test_methods_lists_gradient_x_input():
+  assert "gradient_x_input" in jaxplain.methods()
+
+
+def test_unknown_method_lists_valid_names(tiny_model):
+  with pytest.raises(jaxplain.InputError, match="valid methods: .*gradient_x_input"):
+    jaxplain.attribute(tiny_model, _batch([[2, 5, 6, 3]]), "no_such_method")
+
+
+def test_unknown_hyperparameter_is_named(tiny_model):
+  with pytest.raises(jaxplain.InputError, match="no hyperparameter 'stepz'"):
+    jaxplain.attribute(tiny_model, _batch([[2, 5, 6, 3]]), "gradient_x_input", stepz=3)
+
+
+def test_target_out_of_range(tiny_model):
+  with pytest.raises(jaxplain.InputError, match="out of range for 3 classes"):
+    jaxplain.attribute(tiny_model, _batch([[2, 5, 6, 3]]), "gradient", target=3)
+
+
+def test_scores_zero_on_padding_and_predicted_target(tiny_model):
+  batch = _batch([[2, 5, 6, 7, 3], [2, 9, 3]])
+  a = jaxplain.attribute(tiny_model, batch, "gradient_x_input")
+  assert a.scores.shape == (2, 16) and a.scores.dtype == np.float32
+  assert np.all(a.scores[batch.attention_mask == 0] == 0)
+  np.testing.assert_array_equal(a.target, a.probabilities.argmax(-1))
+
+
+def test_gradient_x_input_matches_autodiff(tiny_model):
+  batch = _batch([[2, 5, 6, 7, 3]])
+  forward, params = tiny_model.forward, tiny_model.params
+  a = jaxplain.attribute(tiny_model, batch, "gradient_x_input", target=1)
+  emb = forward(params, batch, jaxplain.Taps()).word_embeddings
+
+  def f(e):
+    return forward(params, batch, jaxplain.Taps(word_embeddings=e)).logits[0, 1]
+
+  expected = np.asarray((jax.grad(f)(emb) * emb).sum(-1))
+  np.testing.assert_allclose(a.scores, expected * batch.attention_mask, atol=1e-6)
+
+
+def test_callable_target(tiny_model):
+  batch = _batch([[2, 5, 6, 3]])
+  a = jaxplain.attribute(tiny_model, batch, "gradient", target=lambda out: out.logits[:, 2])
+  b = jaxplain.attribute(tiny_model, batch, "gradient", target=2)
+  np.testing.assert_allclose(a.scores, b.scores, atol=1e-6)
+
+
+def test_word_aggregation_on_real_tokenizer(minilm):
+  a = jaxplain.attribute(minilm, ["unbelievably charming"], "gradient_x_input", target=0)
+  tokens, scores = a.token_scores(0)
+  words, wscores = a.word_scores(0)
+  assert words == ["unbelievably", "charming"]
+  assert len(tokens) > len(words) + 2  # word pieces + [CLS]/[SEP]
+  np.testing.assert_allclose(wscores.sum(), scores[1:-1].sum(), rtol=1e-5)
+  _, maxes = a.word_scores(0, "max")
+  _, abs_sums = a.word_scores(0, "abs_sum")
+  assert np.all(abs_sums >= np.abs(wscores) - 1e-7) and np.all(maxes <= abs_sums + 1e-7)
+  kept, _ = a.word_scores(0, special_tokens="keep")
+  assert kept[0] == "[CLS]" and kept[-1] == "[SEP]"
+  with pytest.raises(jaxplain.InputError, match="unknown word aggregation"):
+    a.word_scores(0, "median")
+
+
+def test_batch_size_chunks_equal_one_call(minilm):
+  texts = ["a fine film", "a long and winding road of a plot that never ends", "meh"]
+  whole = jaxplain.attribute(minilm, texts, "gradient", target=1)
+  parts = jaxplain.attribute(minilm, texts, "gradient", target=1, batch_size=2)
+  for i in range(3):
+    np.testing.assert_allclose(parts.token_scores(i)[1], whole.token_scores(i)[1], atol=1e-5)
+  df = parts.to_pandas("sum")
+  assert set(df.example) == {0, 1, 2} and "word" in df.columns
