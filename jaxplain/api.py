@@ -32,6 +32,8 @@ def _split_hyper(hyper: dict[str, Any]) -> tuple[tuple[tuple[str, Hashable], ...
   for k, v in sorted(hyper.items()):
     if isinstance(v, (jax.Array, np.ndarray)):
       dynamic[k] = jnp.asarray(v)
+    elif any(isinstance(leaf, (jax.Array, np.ndarray)) for leaf in jax.tree.leaves(v)):
+      dynamic[k] = v  # a pytree of arrays (e.g. a LAFA NeighbourIndex)
     else:
       try:
         hash(v)
@@ -129,7 +131,7 @@ def _attribute_batch(model: Model, batch: Batch, texts: list[str] | None,
   b = len(batch)
   if model.config.head == "sequence_classification":
     model.check_target(target, b)
-  static, dynamic = _split_hyper(hyper)
+  static, dynamic = _split_hyper({**_token_ids(model, name), **hyper})
   device_batch = batch.device_part()
   logits = np.asarray(model.outputs(batch).logits, np.float32)
   probs = None
@@ -163,6 +165,23 @@ def _attribute_batch(model: Model, batch: Batch, texts: list[str] | None,
       sequence_ids=_or(batch.sequence_ids, batch.input_ids, -1), texts=texts, text_pairs=pairs,
       target=target_arr, probabilities=probs, labels=model.labels, method=name,
       hyper=dict(hyper), deltas=deltas, extra=extra)
+
+
+def _token_ids(model: Model, name: str) -> dict[str, Any]:
+  """``pad_id``/``mask_id``/``unk_id``/``special_ids`` from the tokenizer, for kernels taking them.
+
+  IG-style baselines need these ids inside the kernel, which never sees a tokenizer; the user's
+  own values (``attribute(..., pad_id=...)``) override these.
+  """
+  accepted = inspect.signature(METHODS[name]).parameters
+  tok = model.tokenizer
+  if tok is None:
+    ids = {"pad_id": model.config.pad_token_id}
+  else:
+    ids = {"pad_id": tok.pad_token_id, "mask_id": tok.mask_token_id, "unk_id": tok.unk_token_id}
+    content = {i for i in ids.values() if i is not None}
+    ids["special_ids"] = tuple(sorted(set(tok.all_special_ids) - content))
+  return {k: v for k, v in ids.items() if k in accepted and v is not None}
 
 
 def _or(x, like, fill) -> np.ndarray:
