@@ -32,7 +32,8 @@ class EncoderConfig:
     family: one of :data:`FAMILIES`.
     head: one of :data:`HEADS`.
     vocab_size, hidden_size, num_layers, num_heads, intermediate_size: sizes.
-    embedding_size: width of the word embeddings (ELECTRA may project them to ``hidden_size``).
+    embedding_size: width of the word embeddings (ELECTRA may project them to ``hidden_size``);
+      ``None`` means ``hidden_size``.
     max_positions: learned position embeddings.
     type_vocab_size: segment vocabulary (0 for DistilBERT, which has none).
     num_labels: classes of the classification heads.
@@ -49,7 +50,7 @@ class EncoderConfig:
   num_layers: int = 12
   num_heads: int = 12
   intermediate_size: int = 3072
-  embedding_size: int = 768
+  embedding_size: int | None = None
   max_positions: int = 512
   type_vocab_size: int = 2
   num_labels: int = 2
@@ -60,6 +61,8 @@ class EncoderConfig:
   dtype: str = "float32"
 
   def __post_init__(self):
+    if self.embedding_size is None:
+      object.__setattr__(self, "embedding_size", self.hidden_size)
     if self.family not in FAMILIES:
       raise ModelLoadError(f"unsupported model family {self.family!r}; jaxplain supports "
                            f"{', '.join(FAMILIES)}.")
