@@ -1,15 +1,33 @@
-r"""Gradient attributions on the word embeddings: gradient, saliency, gradient x input.
+r"""Gradient attributions on the word embeddings: gradient, saliency, gradient x input, IG.
 
 Each kernel is ``method(forward, params, batch, target=None, *, key=None, **hyper) -> [B, T]``:
-pure, unjitted (callers jit), one backward pass for the whole batch, 0 on padding.
+pure, unjitted (callers jit), 0 on padding. The plain gradient methods take one backward pass
+for the whole batch; Integrated Gradients vmaps that backward pass over its ``S`` quadrature
+steps (or maps over chunks of ``chunk_size`` steps to bound memory), so XLA folds the steps into
+the batch. Every kernel takes ``embeddings=`` to be evaluated at other word embeddings than the
+batch's own, which is how :mod:`jaxplain.attribution.smoothing` adds noise.
+
+Token ids for the named IG baselines (``pad_id``, ``mask_id``, ``unk_id``, ``special_ids``) are
+static hyperparameters with BERT-uncased defaults; :func:`jaxplain.attribute` fills them from the
+model's tokenizer, so a kernel never needs a tokenizer.
 """
 
-import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray
+from typing import Any
 
-from jaxplain.attribution._common import embed, grad_wrt_embeddings, masked, resolve_target
-from jaxplain.contracts import Batch, Forward, Params, Target
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
+
+from jaxplain.attribution._common import (embed, embedding_table, grad_wrt_embeddings, masked,
+                                          resolve_target, target_logit)
+from jaxplain.attribution._quadrature import check_chunk_size, map_steps, quadrature_table
+from jaxplain.contracts import Batch, Forward, Params, Target, Taps
 from jaxplain.errors import InputError
+
+BASELINES = ("pad", "mask", "unk", "zero")
+"""Named IG baselines; an array ``[B, T, E]`` or ``[T, E]`` works too."""
+
+BERT_UNCASED_IDS = dict(pad_id=0, mask_id=103, unk_id=100, special_ids=(101, 102))
+"""Default token ids ([PAD], [MASK], [UNK]; [CLS], [SEP]) of BERT uncased vocabularies."""
 
 
 def gradient(forward: Forward, params: Params, batch: Batch, target: Target = None, *,
@@ -75,3 +93,158 @@ def gradient_x_input(forward: Forward, params: Params, batch: Batch, target: Tar
   x = embed(forward, params, batch) if embeddings is None else embeddings
   g = grad_wrt_embeddings(forward, params, batch, target, x, rules)
   return masked(jnp.sum(g * x, -1), batch.attention_mask)
+
+
+def special_positions(batch: Batch, special_ids: tuple[int, ...] = ()) -> Bool[Array, "B T"]:
+  """Real positions an IG baseline keeps: ``[CLS]``/``[SEP]``-like tokens.
+
+  The union of: position 0 and the last real position of each example; positions whose id is in
+  ``special_ids`` (the middle ``[SEP]`` of a pair); and positions with ``word_ids == -1`` when
+  the batch carries word ids. Padding is never special.
+  """
+  mask = batch.attention_mask > 0
+  t = batch.input_ids.shape[1]
+  pos = jnp.arange(t)[None, :]
+  last = jnp.sum(mask, axis=1, keepdims=True) - 1
+  special = (pos == 0) | (pos == last)
+  for i in special_ids:
+    special = special | (batch.input_ids == int(i))
+  if batch.word_ids is not None:
+    special = special | (batch.word_ids < 0)
+  return special & mask
+
+
+def baseline_embeddings(forward: Forward, params: Params, batch: Batch,
+                        x: Float[Array, "B T E"], baseline: Any = "pad", *,
+                        pad_id: int = 0, mask_id: int = 103, unk_id: int = 100,
+                        special_ids: tuple[int, ...] = (101, 102)) -> Float[Array, "B T E"]:
+  """The IG baseline ``x'`` in word-embedding space.
+
+  ``"pad"`` / ``"mask"`` / ``"unk"``: every real token that is not special (see
+  :func:`special_positions`) becomes that token's embedding and special tokens keep their own,
+  i.e. ``[CLS] [PAD] ... [PAD] [SEP]`` as in Captum's BERT tutorial. ``"zero"``: zero vectors at
+  every real position (Captum's ``baselines=None``). An array ``[B, T, E]`` or ``[T, E]`` is used
+  as given. Special tokens and padding keep ``x``, the batch's own (clean) embeddings.
+
+  Raises:
+    InputError: an unknown name, or an array of the wrong shape.
+  """
+  real = (batch.attention_mask > 0)[..., None]
+  if isinstance(baseline, str):
+    if baseline not in BASELINES:
+      raise InputError(f"unknown baseline {baseline!r}; use one of {', '.join(BASELINES)} or an "
+                       "array of word embeddings [B, T, E].")
+    if baseline == "zero":
+      return jnp.where(real, 0.0, x).astype(x.dtype)
+    token = {"pad": pad_id, "mask": mask_id, "unk": unk_id}[baseline]
+    row = embedding_table(forward, params, batch, int(token)).astype(x.dtype)
+    keep = special_positions(batch, tuple(special_ids))[..., None] | ~real
+    return jnp.where(keep, x, row[None, None, :])
+  if not hasattr(baseline, "shape") or baseline is None:
+    raise InputError(f"baseline must be one of {', '.join(BASELINES)} or an array, got "
+                     f"{baseline!r}.")
+  shape = tuple(baseline.shape)
+  if shape not in (tuple(x.shape), tuple(x.shape[1:])):
+    raise InputError(f"baseline has shape {shape}; it must match the word embeddings "
+                     f"{tuple(x.shape)} ([B, T, E]) or one example {tuple(x.shape[1:])} "
+                     "([T, E]).")
+  return jnp.broadcast_to(jnp.asarray(baseline, x.dtype), x.shape)
+
+
+def integrated_gradients(forward: Forward, params: Params, batch: Batch,
+                         target: Target = None, *, key: PRNGKeyArray | None = None,
+                         steps: int = 50, quadrature: str = "gausslegendre",
+                         baseline: Any = "pad", chunk_size: int | None = None,
+                         embeddings: Float[Array, "B T E"] | None = None,
+                         pad_id: int = 0, mask_id: int = 103, unk_id: int = 100,
+                         special_ids: tuple[int, ...] = (101, 102)) -> Float[Array, "B T"]:
+  r"""Integrated Gradients on the word embeddings (Sundararajan et al., 2017).
+
+  .. math:: \mathrm{IG}_t = \sum_e (x_{te} - x'_{te}) \sum_{s=1}^{S} w_s\,
+     \frac{\partial f}{\partial x_{te}}\big(x' + \alpha_s (x - x')\big)
+
+  All ``S`` steps are one vmapped forward/backward (``[S, B, T, E]`` folded into the batch);
+  ``chunk_size`` maps over chunks of that many steps instead (any size; the remainder is one
+  more chunk), so memory is ``chunk_size`` times one gradient.
+
+  Args:
+    forward: the model, ``forward(params, batch, taps) -> Outputs``.
+    params: its parameters.
+    batch: ``[B, T]`` token ids and masks.
+    target: class per example, ``None`` for the class predicted at ``x`` (held fixed along the
+      path), or ``Outputs -> [B]``.
+    key: unused (deterministic).
+    steps: quadrature nodes ``S`` (Captum: ``n_steps``; default 50 as Captum).
+    quadrature: ``"gausslegendre"`` (default, as Captum) or ``"riemann_left"``,
+      ``"riemann_right"``, ``"riemann_middle"``, ``"riemann_trapezoid"`` (Captum: ``method``).
+    baseline: ``"pad"`` (default), ``"mask"``, ``"unk"``, ``"zero"`` or an array ``[B, T, E]``
+      / ``[T, E]``; see :func:`baseline_embeddings`.
+    chunk_size: steps per chunk (``None``: all at once). Captum: ``internal_batch_size``
+      (which counts examples x steps).
+    embeddings: ``[B, T, E]`` the input ``x`` (default: the batch's own word embeddings). The
+      baseline is built from the batch's own embeddings either way (its special tokens keep
+      their clean embeddings), so with noisy ``embeddings`` it stays fixed, as in Captum's
+      ``NoiseTunnel(IntegratedGradients)``.
+    pad_id, mask_id, unk_id: ids of the baseline tokens (static; BERT-uncased defaults,
+      filled from the tokenizer by :func:`jaxplain.attribute`).
+    special_ids: ids the named baselines keep (``[CLS]``, ``[SEP]``).
+  Returns:
+    ``[B, T]`` float32, signed, summed over ``E``; 0 on padding. Their sum per example is
+    ``f(x) - f(x')`` up to :func:`ig_convergence_delta`.
+  Examples:
+    >>> scores = integrated_gradients(forward, params, batch, steps=8)     # doctest: +SKIP
+  References:
+    Sundararajan et al., `Axiomatic Attribution for Deep Networks
+    <https://arxiv.org/abs/1703.01365>`_, 2017; Captum ``IntegratedGradients`` and
+    ``LayerIntegratedGradients(model, model.bert.embeddings.word_embeddings)``.
+  Notes:
+    Defaults match Captum (``n_steps=50``, ``method="gausslegendre"``) with the BERT-tutorial
+    baseline ``[CLS] [PAD] ... [SEP]``; Captum's own default baseline is ``"zero"``. Riemann rules
+    need ``steps >= 2``, as in Captum. Captum sums the weighted gradients over steps and then
+    multiplies by ``x - x'``; we contract ``E`` per step first (the same sum, reordered).
+  """
+  del key
+  alphas, weights = quadrature_table(quadrature, steps)
+  check_chunk_size(chunk_size)
+  target = resolve_target(forward, params, batch, target)
+  clean = embed(forward, params, batch).astype(jnp.float32)
+  x = clean if embeddings is None else embeddings.astype(jnp.float32)
+  x0 = baseline_embeddings(forward, params, batch, clean, baseline, pad_id=pad_id,
+                           mask_id=mask_id, unk_id=unk_id, special_ids=special_ids)
+  diff = x - x0
+
+  def step_fn(aw):  # one quadrature node -> its weighted share [B, T]
+    alpha, weight = aw
+    g = grad_wrt_embeddings(forward, params, batch, target, x0 + alpha * diff)
+    return weight * jnp.sum(g * diff, axis=-1)
+
+  nodes = (jnp.asarray(alphas, jnp.float32), jnp.asarray(weights, jnp.float32))
+  shares = map_steps(step_fn, nodes, chunk_size)  # [S, B, T]
+  return masked(jnp.sum(shares, axis=0), batch.attention_mask)
+
+
+def ig_convergence_delta(forward: Forward, params: Params, batch: Batch, target: Target,
+                         scores: Float[Array, "B T"], *, baseline: Any = "pad",
+                         embeddings: Float[Array, "B T E"] | None = None,
+                         pad_id: int = 0, mask_id: int = 103, unk_id: int = 100,
+                         special_ids: tuple[int, ...] = (101, 102),
+                         **unused: Any) -> Float[Array, " B"]:
+  r"""IG's completeness gap per example: :math:`\sum_t \mathrm{IG}_t - (f(x) - f(x'))`.
+
+  Args:
+    forward, params, batch, target: as given to :func:`integrated_gradients`.
+    scores: its ``[B, T]`` output.
+    baseline, embeddings, pad_id, mask_id, unk_id, special_ids: as given to it; other
+      hyperparameters (``steps``...) are accepted and ignored.
+  Returns:
+    ``[B]`` float32; Captum's ``compute_convergence_delta`` (same sign).
+  """
+  del unused
+  target = resolve_target(forward, params, batch, target)
+  clean = embed(forward, params, batch).astype(jnp.float32)
+  x = clean if embeddings is None else embeddings.astype(jnp.float32)
+  x0 = baseline_embeddings(forward, params, batch, clean, baseline, pad_id=pad_id,
+                           mask_id=mask_id, unk_id=unk_id, special_ids=special_ids)
+  fx = target_logit(forward(params, batch, Taps(word_embeddings=x)), target)
+  f0 = target_logit(forward(params, batch, Taps(word_embeddings=x0)), target)
+  return jnp.sum(masked(scores, batch.attention_mask), axis=-1) - (fx - f0)
