@@ -116,12 +116,17 @@ class Outputs:
     hidden: ``[L+1, B, T, H]``: the embeddings' output, then each layer's output.
     attention: ``[L, B, N, T, T]`` attention probabilities (after ``attention_delta``).
     word_embeddings: ``[B, T, E]`` the word embeddings actually used.
+    embedding_parts: ``[3, B, T, E]`` the word, position and token-type embeddings whose sum
+      enters the embedding LayerNorm (token type zeros for families without segments); LRP
+      reads the position and segment shares of relevance from it. ``None`` from models that
+      do not report it.
   """
 
   logits: Float[Array, "..."]
   hidden: Float[Array, "L1 B T H"]
   attention: Float[Array, "L B N T T"]
   word_embeddings: Float[Array, "B T E"]
+  embedding_parts: Float[Array, "3 B T E"] | None = None
 
 
 Forward = Callable[[Params, Batch, Taps], Outputs]

@@ -77,10 +77,18 @@ class Embeddings(nnx.Module):
       return jnp.cumsum(real, axis=1) * real + self.pad_token_id
     return jnp.broadcast_to(jnp.arange(input_ids.shape[1]), input_ids.shape)
 
+  def parts(self, batch: Batch, words):
+    """Word, position and token-type embeddings ``[B, T, E]``; type zeros without segments."""
+    pos = self.position(self.positions(batch.input_ids))
+    typ = (self.token_type(batch.token_type_ids) if self.token_type is not None
+           else jnp.zeros_like(pos))
+    return words, pos, typ
+
   def __call__(self, batch: Batch, words, rules: RuleSet):
-    x = words + self.position(self.positions(batch.input_ids))
+    words, pos, typ = self.parts(batch, words)
+    x = words + pos
     if self.token_type is not None:
-      x = x + self.token_type(batch.token_type_ids)
+      x = x + typ
     x = self.norm(x, rules)
     if self.project is not None:
       x = self.project(x)
@@ -211,4 +219,5 @@ class Encoder(nnx.Module):
       attention.append(probs)
     logits = self.head(x, mask, self.embeddings.word.embedding[...], rules)
     return Outputs(logits=logits, hidden=jnp.stack(hidden), attention=jnp.stack(attention),
-                   word_embeddings=words)
+                   word_embeddings=words,
+                   embedding_parts=jnp.stack(self.embeddings.parts(batch, words)))
