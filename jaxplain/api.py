@@ -8,13 +8,15 @@ an array) stay dynamic.
 
 import functools
 import inspect
+import os
 from typing import Any, Callable, Hashable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxplain.attribution import CONVERGENCE_DELTAS, METHODS, canonical_name
+from jaxplain.attribution import (CONVERGENCE_DELTAS, METHODS, PATH_HYPERPARAMETERS,
+                                 canonical_name)
 from jaxplain.contracts import Batch, Forward
 from jaxplain.errors import InputError
 from jaxplain.models.model import Model
@@ -101,6 +103,9 @@ def attribute(model: Model, batch_or_texts: Batch | str | Sequence[str],
   """
   name = canonical_name(method)
   _check_hyper(name, hyper)
+  for k, load in PATH_HYPERPARAMETERS.items():  # e.g. selector=PATH: load it for this model
+    if isinstance(hyper.get(k), (str, os.PathLike)):
+      hyper[k] = load(hyper[k], model.config)
   key = jax.random.key(seed) if key is None else key
   if isinstance(batch_or_texts, Batch):
     if text_pairs is not None:

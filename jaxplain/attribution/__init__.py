@@ -5,13 +5,47 @@
 define one, ``delta(forward, params, batch, target, scores, **hyper) -> [B]``.
 """
 
-from jaxplain.attribution.gradients import gradient, gradient_x_input, saliency
+from jaxplain.attribution.attention import (att_gradcam, attcat, attention_gradient,
+                                          attention_rollout, attention_x_gradient,
+                                          partial_lrp, raw_attention)
+from jaxplain.attribution.decoded import decoded_layer_saliency
+from jaxplain.attribution.gradients import (gradient, gradient_x_input, ig_convergence_delta,
+                                            integrated_gradients, saliency)
+from jaxplain.attribution.layers import layer_gradient_x_activation, layer_integrated_gradients
+from jaxplain.attribution.heads import HeadMasks, compute_head_masks, random_head_mask
+from jaxplain.attribution.lrp import (attnlrp, cp_lrp, full_lrp, gae, lrp_embedding_relevance,
+                                    lrp_layer_relevance, mask_lrp)
+from jaxplain.attribution.lafa import build_index, lafa
+from jaxplain.attribution.selectors import attention_pooling, l2x, load_selector
+from jaxplain.attribution.smoothing import noise_tunnel, smoothgrad, smoothgrad_sq, vargrad
 from jaxplain.errors import InputError
 
 METHODS = {
     "gradient": gradient,
     "saliency": saliency,
     "gradient_x_input": gradient_x_input,
+    "integrated_gradients": integrated_gradients,
+    "smoothgrad": smoothgrad,
+    "smoothgrad_sq": smoothgrad_sq,
+    "vargrad": vargrad,
+    "layer_gradient_x_activation": layer_gradient_x_activation,
+    "layer_integrated_gradients": layer_integrated_gradients,
+    "attnlrp": attnlrp,
+    "cp_lrp": cp_lrp,
+    "gae": gae,
+    "mask_lrp": mask_lrp,
+    "full_lrp": full_lrp,
+    "raw_attention": raw_attention,
+    "rollout": attention_rollout,
+    "attention_gradient": attention_gradient,
+    "attention_x_gradient": attention_x_gradient,
+    "att_gradcam": att_gradcam,
+    "partial_lrp": partial_lrp,
+    "attcat": attcat,
+    "lafa": lafa,
+    "decoded_layer_saliency": decoded_layer_saliency,
+    "attention_pooling": attention_pooling,
+    "l2x": l2x,
 }
 
 ALIASES = {
@@ -19,9 +53,23 @@ ALIASES = {
     "ixg": "gradient_x_input",
     "input_x_gradient": "gradient_x_input",
     "gxi": "gradient_x_input",
+    "ig": "integrated_gradients",
+    "layer_ig": "layer_integrated_gradients",
+    "attn_lrp": "attnlrp",
+    "transformer_attribution": "gae",
+    "mgae": "mask_lrp",
+    "attention_rollout": "rollout",
+    "layer_saliency": "decoded_layer_saliency",
 }
 
-CONVERGENCE_DELTAS = {}
+# Hyperparameters that may be given as a path: name -> loader(path, config) -> pytree.
+PATH_HYPERPARAMETERS = {
+    "selector": lambda path, config: load_selector(path, hidden=config.hidden_size),
+}
+
+CONVERGENCE_DELTAS = {
+    "integrated_gradients": ig_convergence_delta,
+}
 
 
 def canonical_name(method: str) -> str:
@@ -34,5 +82,12 @@ def canonical_name(method: str) -> str:
   return name
 
 
-__all__ = ["ALIASES", "CONVERGENCE_DELTAS", "METHODS", "canonical_name", "gradient",
-           "gradient_x_input", "saliency"]
+__all__ = ["ALIASES", "CONVERGENCE_DELTAS", "PATH_HYPERPARAMETERS", "attention_pooling", "l2x", "METHODS", "canonical_name", "att_gradcam", "attcat",
+           "attention_gradient", "attention_rollout", "attention_x_gradient", "attnlrp", "cp_lrp",
+           "full_lrp", "gae", "HeadMasks", "compute_head_masks", "random_head_mask",
+           "lrp_embedding_relevance", "lrp_layer_relevance", "mask_lrp",
+           "partial_lrp", "raw_attention", "gradient",
+           "gradient_x_input", "saliency", "ig_convergence_delta", "integrated_gradients",
+           "layer_gradient_x_activation", "layer_integrated_gradients", "noise_tunnel",
+           "smoothgrad", "smoothgrad_sq", "vargrad", "lafa", "build_index",
+           "decoded_layer_saliency"]

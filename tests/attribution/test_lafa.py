@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import jaxplain
-from jaxplain.attribution import lafa as L
+import importlib
+L = importlib.import_module("jaxplain.attribution.lafa")
 from jaxplain.models import EncoderConfig, init_encoder
 
 TINY = EncoderConfig(family="bert", hidden_size=32, num_layers=2, num_heads=4,
