@@ -19,11 +19,12 @@ import time
 import jax
 import numpy as np
 
-from jaxplain.attribution import lafa as lafa_lib
+import importlib
+lafa_lib = importlib.import_module("jaxplain.attribution.lafa")  # the package re-exports a function of the same name
 from jaxplain.data import read_rotten_tomatoes, split_by_movie
 from jaxplain.metrics.lexicon import read_vader_lexicon
 from jaxplain.metrics.stats import bootstrap_ci
-from jaxplain.models.default import ADAPTER_DIR, default_model
+from jaxplain.models.default import default_model, split_seed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -74,8 +75,7 @@ def main():
   args = p.parse_args()
 
   model = default_model()
-  with open(os.path.join(ADAPTER_DIR, "adapter.json")) as f:
-    seed = int(json.load(f).get("split_seed", 0))
+  seed = split_seed()
   df = read_rotten_tomatoes(os.path.join(args.data_dir, "rotten_tomatoes_corpus_full.csv.bz2"))
   test = split_by_movie(df, seed)[2].iloc[:args.limit]
   lexicon = read_vader_lexicon(args.lexicon or os.path.join(args.data_dir, "vader_lexicon.txt"))
@@ -91,7 +91,8 @@ def main():
   def record(name, per_batch_scores, seconds):
     per = [ws for b, s, t in zip(batches, per_batch_scores, chunks) for ws in word_scores(b, s, t)]
     rhos = pearson_per_sentence(per, lexicon)
-    lo, hi = bootstrap_ci(rhos, seed=0)
+    ci = bootstrap_ci(rhos, seed=0)
+    lo, hi = ci.low, ci.high
     rows.append({"method": name, "pearson_mean": float(rhos.mean()), "pearson_std": float(
         rhos.std()), "ci_low": float(lo), "ci_high": float(hi), "sentences": int(len(rhos)),
                  "seconds": round(seconds, 2),

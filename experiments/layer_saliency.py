@@ -23,7 +23,7 @@ import numpy as np
 from jaxplain.attribution.decoded import decoded_layer_saliency_all
 from jaxplain.data import read_rotten_tomatoes, split_by_movie
 from jaxplain.metrics.evaluate import evaluate
-from jaxplain.models.default import ADAPTER_DIR, default_model
+from jaxplain.models.default import default_model, split_seed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -39,8 +39,7 @@ def main():
   args = p.parse_args()
 
   model = default_model()
-  with open(os.path.join(ADAPTER_DIR, "adapter.json")) as f:
-    seed = int(json.load(f).get("split_seed", 0))
+  seed = split_seed()
   df = read_rotten_tomatoes(os.path.join(args.data_dir, "rotten_tomatoes_corpus_full.csv.bz2"))
   test = split_by_movie(df, seed)[2].iloc[:args.limit]
   texts, labels = test.text.tolist(), test.label.tolist()

@@ -35,7 +35,7 @@ from jaxplain.attribution import selectors as S
 from jaxplain.contracts import Batch
 from jaxplain.data import read_rotten_tomatoes, split_by_movie
 from jaxplain.metrics import faithfulness as F
-from jaxplain.models.default import ADAPTER_DIR, default_model
+from jaxplain.models.default import default_model, split_seed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VARIANTS = ("none", "random_pretraining", "instance_weighting")
@@ -129,8 +129,7 @@ def main():
   t_start = time.perf_counter()
 
   model = default_model()
-  with open(os.path.join(ADAPTER_DIR, "adapter.json")) as f:
-    seed = int(json.load(f).get("split_seed", 0))
+  seed = split_seed()
   df = read_rotten_tomatoes(os.path.join(args.data_dir, "rotten_tomatoes_corpus_full.csv.bz2"))
   train_df, _, test_df = split_by_movie(df, seed)
   train_df = train_df.sample(n=min(args.train, len(train_df)), random_state=0)

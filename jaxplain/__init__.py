@@ -4,10 +4,11 @@ from jaxplain.api import attribute, methods
 from jaxplain.contracts import Batch, Outputs, Taps
 from jaxplain.errors import InputError, JaxplainError, ModelLoadError, TruncationWarning
 from jaxplain.models import EncoderConfig, Model, load_model
+from jaxplain.models.default import default_model
 from jaxplain.result import Attribution
 
 __version__ = "0.1.0"
 
 __all__ = ["Attribution", "Batch", "EncoderConfig", "InputError", "JaxplainError", "Model",
-           "ModelLoadError", "Outputs", "Taps", "TruncationWarning", "attribute", "load_model",
+           "ModelLoadError", "Outputs", "Taps", "TruncationWarning", "attribute", "default_model", "load_model",
            "methods"]

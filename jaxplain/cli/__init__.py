@@ -22,6 +22,7 @@ from jaxplain.cli import explain  # noqa: E402,F401  pylint: disable=g-import-no
 from jaxplain.cli import evaluate  # noqa: E402,F401  pylint: disable=g-import-not-at-top
 from jaxplain.cli import heads  # noqa: E402,F401  pylint: disable=g-import-not-at-top
 from jaxplain.cli import report  # noqa: E402,F401  pylint: disable=g-import-not-at-top
+from jaxplain.cli import sweep  # noqa: E402,F401  pylint: disable=g-import-not-at-top
 
 
 def main() -> None:
