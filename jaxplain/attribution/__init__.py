@@ -9,6 +9,7 @@ from jaxplain.attribution.attention import (att_gradcam, attcat, attention_gradi
                                           attention_rollout, attention_x_gradient,
                                           partial_lrp, raw_attention)
 from jaxplain.attribution.decoded import decoded_layer_saliency
+from jaxplain.attribution.diffmask import diffmask, load_gates as load_diffmask_gates
 from jaxplain.attribution.gradients import (gradient, gradient_x_input, ig_convergence_delta,
                                             integrated_gradients, saliency)
 from jaxplain.attribution.layers import layer_gradient_x_activation, layer_integrated_gradients
@@ -46,6 +47,7 @@ METHODS = {
     "decoded_layer_saliency": decoded_layer_saliency,
     "attention_pooling": attention_pooling,
     "l2x": l2x,
+    "diffmask": diffmask,
 }
 
 ALIASES = {
@@ -65,6 +67,7 @@ ALIASES = {
 # Hyperparameters that may be given as a path: name -> loader(path, config) -> pytree.
 PATH_HYPERPARAMETERS = {
     "selector": lambda path, config: load_selector(path, hidden=config.hidden_size),
+    "gates": lambda path, config: load_diffmask_gates(path, config),
 }
 
 CONVERGENCE_DELTAS = {
@@ -90,4 +93,4 @@ __all__ = ["ALIASES", "CONVERGENCE_DELTAS", "PATH_HYPERPARAMETERS", "attention_p
            "gradient_x_input", "saliency", "ig_convergence_delta", "integrated_gradients",
            "layer_gradient_x_activation", "layer_integrated_gradients", "noise_tunnel",
            "smoothgrad", "smoothgrad_sq", "vargrad", "lafa", "build_index",
-           "decoded_layer_saliency"]
+           "decoded_layer_saliency", "diffmask"]

@@ -19,6 +19,7 @@ from jaxplain.cli._app import app, run
 
 # Subcommands: one import line per module (each defines its commands on `app`).
 from jaxplain.cli import explain  # noqa: E402,F401  pylint: disable=g-import-not-at-top
+from jaxplain.cli import diffmask  # noqa: E402,F401  pylint: disable=g-import-not-at-top
 from jaxplain.cli import evaluate  # noqa: E402,F401  pylint: disable=g-import-not-at-top
 from jaxplain.cli import heads  # noqa: E402,F401  pylint: disable=g-import-not-at-top
 from jaxplain.cli import report  # noqa: E402,F401  pylint: disable=g-import-not-at-top

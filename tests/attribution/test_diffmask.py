@@ -51,9 +51,15 @@ def _toy_batch(n=64, t=8, seed=0):
   return Batch(np.where(mask > 0, ids, 0).astype(np.int32), mask, np.zeros_like(ids))
 
 
+# Gate learning rate 10x the authors' 3e-4, with a short warm-up. Not more: RMSprop's first steps
+# move every probe weight by ~10 x lr while the slack constraint drives lambda to 0, so at 3e-2
+# without warm-up the gates shut within ~20 steps, before any multiplier grows; a Hard Concrete
+# gate that is exactly 0 in every sample gets no gradient from the KL (the clip), and the log-L0
+# penalty's gradient sigma(-alpha) ~ 1 keeps pushing it: every keep probability ends at ~5e-5.
+# All runs here share this config up to run-only fields, so the step compiles once.
 FAST = dm.DiffMaskConfig(variant="input", margin=0.05, batch_size=32, steps=6,
-                         learning_rate=3e-2, baseline_learning_rate=3e-2, warmup_steps=0,
-                         eval_every=1000, checkpoint_every=2, log_every=1, eval_size=32)
+                         learning_rate=3e-3, baseline_learning_rate=3e-3, warmup_steps=50,
+                         eval_every=1000, checkpoint_every=3, log_every=1, eval_size=32)
 
 
 # --- gates -------------------------------------------------------------------------------------
@@ -82,7 +88,7 @@ def test_gates_in_unit_interval_and_finite_in_float32(key):
 
 def test_gradient_flows_through_gates(key):
   alphas = jnp.zeros((1000,))
-  g = jax.grad(lambda a: jnp.sum(dm.sample(key, a)))(alphas)
+  g = jax.jit(jax.grad(lambda a: jnp.sum(dm.sample(key, a))))(alphas)
   assert bool(jnp.all(jnp.isfinite(g))) and float(jnp.sum(g)) > 0
   params, batch = _toy_params(), _toy_batch(8)
   gates = dm.init_gates(key, variant="input", num_layers=0, hidden_size=E, embedding_size=E)
@@ -94,7 +100,7 @@ def test_gradient_flows_through_gates(key):
     logits, lp, _ = obj.masked_logits(toy_forward, params, batch, g, states, jnp.int32(1), key)
     return obj.lagrangian(toy_forward(params, batch).logits, logits, lp, batch.attention_mask,
                           1.0, 0.05)[0]
-  grads = jax.grad(loss)(gates)
+  grads = jax.jit(jax.grad(loss))(gates)
   for name in ("v1", "g1", "b1", "v2", "g2", "bias"):
     assert float(jnp.abs(grads.probes[name]).sum()) > 0, name
   assert float(jnp.abs(grads.baseline).sum()) > 0
@@ -146,14 +152,16 @@ def test_hidden_masking_equals_replacing_the_state(key):
   forward, params = init_encoder(cfg)
   batch = Batch(jnp.array([[2, 5, 7, 3, 0]]), jnp.array([[1, 1, 1, 1, 0]]), jnp.zeros((1, 5), int))
   gates = dm.init_gates(key, variant="hidden", num_layers=2, hidden_size=8, embedding_size=8)
-  out, states = obj.model_states(forward, params, batch, 8)
-  for layer in range(4):
-    logits, _, z = obj.masked_logits(forward, params, batch, gates, states, jnp.int32(layer), key)
+  _, states = jax.jit(lambda p, b: obj.model_states(forward, p, b, 8))(params, batch)
+  masked_fn = jax.jit(lambda p, b, g, s, l: obj.masked_logits(forward, p, b, g, s, l, key))
+  replaced = jax.jit(forward, static_argnums=())
+  for layer in (0, 1, 3):  # word embeddings, the first layer's input, the last layer's output
+    logits, _, z = masked_fn(params, batch, gates, states, jnp.int32(layer))
     masked = z[..., None] * states[layer] + (1 - z[..., None]) * gates.baseline[layer]
     taps = (Taps(word_embeddings=masked) if layer == 0
             else Taps(hidden=masked, hidden_layer=layer - 1))
-    np.testing.assert_allclose(logits, forward(params, batch, taps).logits, atol=1e-5)
-  keep = dm.keep_probabilities(forward, params, batch, gates=gates)
+    np.testing.assert_allclose(logits, replaced(params, batch, taps).logits, atol=1e-5)
+  keep = dm.explain(forward, batch, gates, params=params)["keep"]
   assert keep.shape == (1, 5, 4) and float(keep[0, 4].max()) == 0.0
 
 
@@ -176,7 +184,7 @@ def test_resume_gives_identical_parameters(tmp_path):
 
 def test_toy_training_beats_a_random_mask(tmp_path):
   params, data = _toy_params(), _toy_batch(256, seed=1)
-  cfg = dataclasses.replace(FAST, steps=150, eval_every=150, checkpoint_every=150, log_every=50)
+  cfg = dataclasses.replace(FAST, steps=300, eval_every=300, checkpoint_every=300, log_every=50)
   res = dm.train_gates(toy_forward, data, cfg, tmp_path, params=params, progress=False)
   test = _toy_batch(64, seed=2)
   out = dm.explain(toy_forward, test, tmp_path, params=params)
@@ -250,3 +258,102 @@ def test_non_positive_margin_is_refused(margin, tmp_path):
   with pytest.raises(InputError, match="margin must be > 0"):
     dm.train_gates(toy_forward, _toy_batch(8), dataclasses.replace(FAST, margin=margin),
                    tmp_path, params=_toy_params(), progress=False)
+
+
+# --- the method registry and the command line (tiny BERT) --------------------------------------
+
+TINY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures",
+                    "tiny", "bert_seq_cls")
+TEXTS = ["a good film", "the worst movie , really boring"]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  import jaxplain  # pylint: disable=g-import-not-at-top
+  return jaxplain.load_model(TINY)
+
+
+def _tiny_gates(model, key, variant="input"):
+  c = model.config
+  gates = dm.init_gates(key, variant=variant, num_layers=c.num_layers, hidden_size=c.hidden_size,
+                        embedding_size=c.embedding_size)
+  # a spread of keep probabilities, so that layers and tokens differ
+  bias = jnp.linspace(-2.0, 3.0, gates.num_states)
+  return dataclasses.replace(gates, probes={**gates.probes, "bias": bias})
+
+
+def test_attribute_with_a_gates_path(tiny, key, tmp_path, monkeypatch):
+  """``attribute(..., "diffmask", gates=PATH)`` once the lead registers the kernel and loader."""
+  import jaxplain  # pylint: disable=g-import-not-at-top
+  from jaxplain import attribution  # pylint: disable=g-import-not-at-top
+  monkeypatch.setitem(attribution.METHODS, "diffmask", dm.diffmask)
+  monkeypatch.setitem(attribution.PATH_HYPERPARAMETERS, "gates",
+                      lambda path, config: dm.load_gates(path, config))
+  gates = _tiny_gates(tiny, key)
+  path = str(dm.save_gates(tmp_path / "gates", gates))
+  batch = tiny.encode(TEXTS)
+  want = np.asarray(dm.explain(tiny, batch, gates)["keep"])
+  k = tiny.config.num_layers + 2
+  full = jaxplain.attribute(tiny, TEXTS, "diffmask", gates=path, per_layer=True)
+  assert full.extra["layers"].shape == (k,) + want.shape[:2]
+  np.testing.assert_allclose(full.extra["layers"], np.moveaxis(want, -1, 0), rtol=1e-5,
+                             atol=1e-6)
+  assert np.all(np.diff(full.extra["layers"], axis=0) <= 1e-6)   # input gates: non-increasing
+  mean = jaxplain.attribute(tiny, TEXTS, "diffmask", gates=gates)   # a Gates object works too
+  np.testing.assert_allclose(mean.scores, want.mean(-1), rtol=1e-5, atol=1e-6)
+  assert float(np.abs(mean.scores[np.asarray(batch.attention_mask) == 0]).max()) == 0.0
+  other = str(dm.save_gates(tmp_path / "other", dm.init_gates(
+      key, variant="input", num_layers=1, hidden_size=tiny.config.hidden_size,
+      embedding_size=tiny.config.embedding_size)))
+  with pytest.raises(InputError, match="trained for a model with 1 layers"):
+    jaxplain.attribute(tiny, TEXTS, "diffmask", gates=other)
+  with pytest.raises(InputError, match="needs trained gates"):
+    jaxplain.attribute(tiny, TEXTS, "diffmask")
+  with pytest.raises(InputError, match="out of range"):
+    jaxplain.attribute(tiny, TEXTS, "diffmask", gates=path, layer=k)
+  with pytest.raises(JaxplainError, match="no DiffMask gates"):
+    jaxplain.attribute(tiny, TEXTS, "diffmask", gates=str(tmp_path / "nowhere"))
+
+
+def test_cli_train_resume_and_explain(tiny, tmp_path, monkeypatch):
+  from typer.testing import CliRunner  # pylint: disable=g-import-not-at-top
+  from jaxplain.cli import _common, app  # pylint: disable=g-import-not-at-top
+  import jaxplain.cli.diffmask  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  real = _common.load
+  monkeypatch.setattr(_common, "load", lambda m: tiny if m == TINY else real(m))
+  runner = CliRunner()
+  words = ["good", "bad", "great", "boring", "fun", "film", "movie", "plot", "actors", "music"]
+  rng = np.random.default_rng(0)
+  data = tmp_path / "texts.txt"
+  data.write_text("\n".join(" ".join(rng.choice(words, rng.integers(2, 7))) for _ in range(24)))
+  out = tmp_path / "run"
+  train = ["diffmask", "train", str(data), "--model", TINY, "--out", str(out), "--steps", "4",
+           "--batch-size", "8", "--eval-every", "4", "--checkpoint-every", "2", "--warmup", "2",
+           "--max-length", "16", "--no-cache", "--no-progress"]
+  r = runner.invoke(app, train)
+  assert r.exit_code == 0, r.output
+  assert "validation at step 4" in r.stdout and os.path.exists(out / "gates" / "meta.json")
+  again = runner.invoke(app, train)                                  # finished run: resumes, no-op
+  assert again.exit_code == 0, again.output
+  refused = runner.invoke(app, train + ["--no-resume"])
+  assert refused.exit_code == 2 and "already holds a DiffMask run" in refused.stderr
+  bad = runner.invoke(app, train[:5] + ["--out", str(tmp_path / "m0"), "--margin", "0"])
+  assert bad.exit_code == 2 and "margin must be > 0" in bad.stderr
+  assert "Traceback" not in bad.output
+  figs = tmp_path / "figs"
+  ex = runner.invoke(app, ["diffmask", "explain", *TEXTS, "--gates", str(out), "--model", TINY,
+                           "--plots", str(figs), "--format", "svg", "--no-cache"])
+  assert ex.exit_code == 0, ex.output
+  assert "survived" in ex.stdout and "boring" in ex.stdout
+  assert os.path.getsize(figs / "diffmask_0.svg") > 0 and os.path.exists(figs / "survival_1.svg")
+  js = runner.invoke(app, ["diffmask", "explain", *TEXTS, "--gates", str(out), "--model", TINY,
+                           "--json", "--no-cache"])
+  assert js.exit_code == 0, js.output
+  doc = __import__("json").loads(js.stdout)
+  row = doc["examples"][0]
+  assert len(row["keep"]) == len(row["tokens"]) and len(row["keep"][0]) == 4
+  assert row["indices"] == ["E", "1", "2", "3"]
+  missing = runner.invoke(app, ["diffmask", "explain", "x", "--gates", str(tmp_path / "none"),
+                                "--model", TINY, "--no-cache"])
+  assert missing.exit_code == 2 and missing.stderr.startswith("jaxplain: error: no DiffMask gates")
+  assert "\n" not in missing.stderr.strip()

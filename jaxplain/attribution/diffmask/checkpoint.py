@@ -20,12 +20,18 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import orbax.checkpoint as ocp
 
 from jaxplain.attribution.diffmask.probes import VARIANTS, Gates
 from jaxplain.errors import InputError, ModelLoadError
 
 FORMAT = "jaxplain.diffmask.gates/1"
+
+
+def _ocp():
+  """orbax.checkpoint, imported on first use (it costs seconds; ``import jaxplain`` must not)."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  return ocp
+
 _META, _PARAMS = "meta.json", "params"
 
 
@@ -53,7 +59,7 @@ def save_gates(path: str | os.PathLike, gates: Gates) -> str:
   path = os.path.abspath(os.fspath(path))
   try:
     os.makedirs(path, exist_ok=True)
-    ckptr = ocp.StandardCheckpointer()
+    ckptr = _ocp().StandardCheckpointer()
     ckptr.save(os.path.join(path, _PARAMS), jax.device_get(gates), force=True)
     ckptr.wait_until_finished()
     with open(os.path.join(path, _META + ".tmp"), "w") as f:
@@ -65,17 +71,37 @@ def save_gates(path: str | os.PathLike, gates: Gates) -> str:
   return path
 
 
-def load_gates(path: str | os.PathLike) -> Gates:
+def load_gates(path: str | os.PathLike, config: Any = None) -> Gates:
   """Reads gates written by :func:`save_gates` (or a ``train_gates`` output directory).
+
+  This is also the loader of ``attribute(..., method="diffmask", gates=PATH)``
+  (``PATH_HYPERPARAMETERS["gates"]``), called with the model's config.
 
   Args:
     path: the gates directory, or the ``out_dir`` of :func:`train_gates` (its ``gates/``).
+    config: optional model config (anything with ``num_layers``, ``hidden_size`` and
+      ``embedding_size``, e.g. :class:`jaxplain.models.EncoderConfig`): the gates must have been
+      trained for a model of that shape.
   Returns:
     :class:`Gates`.
   Raises:
     ModelLoadError: nothing there, or the files are corrupt or from another program.
+    InputError: ``config`` given and the gates were trained for a model of another shape.
+  Example:
+    >>> gates = load_gates("runs/diffmask/input", model.config)    # doctest: +SKIP
   """
-  path = os.path.abspath(os.fspath(path))
+  gates = _load_gates(path)
+  if config is not None:
+    emb = getattr(config, "embedding_size", None) or config.hidden_size
+    check_gates_shape(gates, int(config.num_layers), int(config.hidden_size), int(emb))
+  return gates
+
+
+def _load_gates(path: str | os.PathLike) -> Gates:
+  if not isinstance(path, (str, os.PathLike)):
+    raise InputError(f"gates must be the path of saved DiffMask gates, got "
+                     f"{type(path).__name__}.")
+  path = os.path.abspath(os.path.expanduser(os.fspath(path)))
   if os.path.isdir(os.path.join(path, "gates")) and not os.path.exists(os.path.join(path, _META)):
     path = os.path.join(path, "gates")
   meta_path = os.path.join(path, _META)
@@ -93,7 +119,7 @@ def load_gates(path: str | os.PathLike) -> Gates:
     raise ModelLoadError(f"{meta_path} is corrupt or not a jaxplain DiffMask gates file "
                          f"({type(e).__name__}: {e}); retrain the gates.") from None
   try:
-    gates = ocp.StandardCheckpointer().restore(os.path.join(path, _PARAMS), target)
+    gates = _ocp().StandardCheckpointer().restore(os.path.join(path, _PARAMS), target)
   except Exception as e:  # orbax raises many types for truncated or foreign files
     raise ModelLoadError(f"the DiffMask gates in {path} are corrupt or incomplete "
                          f"({type(e).__name__}); retrain them or restore the directory from a "
@@ -114,22 +140,25 @@ def check_gates_shape(gates: Gates, num_layers: int, hidden_size: int,
         "train_gates (CLI: jaxplain diffmask train).")
 
 
-def checkpoint_manager(directory: str, max_to_keep: int = 2) -> ocp.CheckpointManager:
-  """A synchronous orbax manager for training states under ``directory``."""
+def checkpoint_manager(directory: str, max_to_keep: int = 2) -> Any:
+  """A synchronous orbax ``CheckpointManager`` for training states under ``directory``."""
+  ocp = _ocp()
   options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
                                          enable_async_checkpointing=False)
   return ocp.CheckpointManager(os.path.abspath(directory), options=options)
 
 
-def save_state(manager: ocp.CheckpointManager, step: int, state: Any, record: dict) -> None:
+def save_state(manager: Any, step: int, state: Any, record: dict) -> None:
   """Saves the training ``state`` pytree and the JSON ``record`` at ``step``."""
+  ocp = _ocp()
   manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(jax.device_get(state)),
                                              record=ocp.args.JsonSave(record)), force=True)
   manager.wait_until_finished()
 
 
-def restore_state(manager: ocp.CheckpointManager, target: Any) -> tuple[int, Any, dict] | None:
+def restore_state(manager: Any, target: Any) -> tuple[int, Any, dict] | None:
   """The latest ``(step, state, record)`` under the manager, or ``None`` when there is none."""
+  ocp = _ocp()
   step = manager.latest_step()
   if step is None:
     return None

@@ -12,10 +12,12 @@ for every index ``ell = 0..L+1`` (0 = word embeddings, ``k`` = ``Outputs.hidden[
 ``expected_L0_full.exp()``); :func:`diffmask` is the ``[B, T]`` kernel of the method contract.
 """
 
+import functools
 import os
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from jaxplain.attribution._common import masked
@@ -74,9 +76,14 @@ def expected_layers_survived(keep: Float[Array, "B T K"]) -> Float[Array, "B T"]
 
 
 def diffmask(forward: Forward, params: Params, batch: Batch, target: Target = None, *,
-             gates: Gates | str | os.PathLike, variant: str | None = None,
-             layer: int | None = None) -> Float[Array, "B T"]:
+             key: jax.Array | None = None, gates: Gates | str | os.PathLike | None = None,
+             variant: str | None = None, layer: int | None = None,
+             per_layer: bool = False) -> Float[Array, "B T"]:
   """DiffMask token attribution (De Cao et al., 2020): keep probabilities of trained gates.
+
+  A ``METHODS`` kernel: ``jaxplain.attribute(model, texts, "diffmask", gates=PATH)`` loads the
+  gates with :func:`~jaxplain.attribution.diffmask.load_gates` (checked against the model) and
+  calls this under ``jit``.
 
   Args:
     forward: the model, ``forward(params, batch, taps) -> Outputs``.
@@ -84,32 +91,49 @@ def diffmask(forward: Forward, params: Params, batch: Batch, target: Target = No
     batch: ``[B, T]`` inputs.
     target: ignored; DiffMask explains the whole output distribution (its gates keep it
       within the KL margin).
-    gates: trained :class:`Gates` or their directory.
+    key: ignored (attribution with trained gates is deterministic: closed-form keep
+      probabilities, no gate sampling).
+    gates: trained :class:`Gates` or their directory (``train_gates``'s ``out_dir`` works).
     variant: ``"input"`` or ``"hidden"``; checked against the gates (``None``: the gates' own).
-    layer: index ``ell`` in ``0..L+1`` to read. ``None``: the mean over all indices, i.e. the
-      expected fraction of layers a token survives.
+    layer: index ``ell`` in ``0..L+1`` to read (0 = word embeddings, ``k`` = the state entering
+      layer ``k``, ``L+1`` = the last layer's output; negative counts from the end). ``None``:
+      the mean over all ``L+2`` indices, i.e. the expected fraction of indices a token
+      survives (the authors' "after how many layers is a token dropped" statistic / ``L+2``).
+    per_layer: return every index, ``[L+2, B, T]`` (row ``k`` = index ``k``), instead of
+      ``[B, T]``; ``attribute`` then keeps the table in ``extra["layers"]`` and shows row 0.
   Returns:
     Scores ``[B, T]`` float32 in ``[0, 1]``, unsigned (higher = needed by the model); 0 on
-    padding.
+    padding. ``[L+2, B, T]`` with ``per_layer``.
   Raises:
-    InputError: variant or layer out of range, gates for another model.
+    InputError: no gates, variant or layer out of range, gates for another model.
   References:
     De Cao, Schlichtkrull, Aziz, Titov, `How do Decisions Emerge across Layers in Neural
     Models? Interpretation with Differentiable Masking <https://arxiv.org/abs/2004.14992>`_,
     EMNLP 2020; code ``nicola-decao/diffmask``.
+  Example:
+    >>> res = train_gates(model, model.encode(texts), DiffMaskConfig(steps=2000), "runs/dm")  # doctest: +SKIP
+    >>> jaxplain.attribute(model, "a gripping film", "diffmask", gates="runs/dm", layer=3)   # doctest: +SKIP
   """
-  del target
+  del target, key
+  if gates is None:
+    raise InputError("DiffMask needs trained gates: pass gates=PATH (the output directory of "
+                     "jaxplain.attribution.diffmask.train_gates or `jaxplain diffmask train`) "
+                     "or a Gates object.")
   gates = _as_gates(gates)
   if variant is not None and variant != gates.variant:
     raise InputError(f"these gates were trained for the {gates.variant!r} variant, not "
                      f"{variant!r}; train {variant} gates or pass variant={gates.variant!r}.")
-  a = keep_probabilities(forward, params, batch, gates=gates)
+  if layer is not None and (isinstance(layer, bool) or not isinstance(layer, (int, np.integer))
+                            or not -gates.num_states <= layer < gates.num_states):
+    raise InputError(f"layer {layer!r} is out of range; DiffMask indices are "
+                     f"0..{gates.num_states - 1} (0 = word embeddings, k = the state entering "
+                     f"layer k, {gates.num_states - 1} = the last layer's output).")
+  a = keep_probabilities(forward, params, batch, gates=gates)          # [B T K]
+  if per_layer:
+    return jnp.moveaxis(a, -1, 0)
   if layer is None:
     return masked(jnp.mean(a, axis=-1), batch.attention_mask)
-  if not -gates.num_states <= layer < gates.num_states:
-    raise InputError(f"layer {layer} is out of range; DiffMask indices are 0..{gates.num_states - 1}"
-                     " (0 = word embeddings, k = hidden state k-1).")
-  return a[..., layer]
+  return a[..., int(layer)]
 
 
 def explain(model_or_forward, batch: Batch, gates: Gates | str | os.PathLike, *,
@@ -132,12 +156,25 @@ def explain(model_or_forward, batch: Batch, gates: Gates | str | os.PathLike, *,
     forward = model_or_forward
   else:
     raise InputError("pass a jaxplain Model, or a forward function together with params=.")
-  from jaxplain.contracts import Taps  # pylint: disable=g-import-not-at-top
   gates = _as_gates(gates)
   batch = batch.device_part()
-  keep = jax.jit(lambda p, b, g: keep_probabilities(forward, p, b, gates=g))(params, batch, gates)
+  keep, logits = _explain_fn(forward)(params, batch, gates)
+  if layer is not None and (isinstance(layer, bool) or not isinstance(layer, (int, np.integer))
+                            or not -gates.num_states <= layer < gates.num_states):
+    raise InputError(f"layer {layer!r} is out of range; DiffMask indices are "
+                     f"0..{gates.num_states - 1}.")
   scores = (masked(jnp.mean(keep, -1), batch.attention_mask) if layer is None
-            else diffmask(forward, params, batch, gates=gates, layer=layer))
-  logits = forward(params, batch, Taps()).logits
+            else keep[..., int(layer)])
   return {"scores": scores, "keep": keep, "survived": expected_layers_survived(keep),
           "logits": logits}
+
+
+@functools.cache
+def _explain_fn(forward: Forward):
+  """``jit((params, batch, gates) -> (keep [B, T, K], logits [B, C]))``, one per model."""
+  from jaxplain.contracts import Taps  # pylint: disable=g-import-not-at-top
+
+  def run(params, batch, gates):
+    keep = keep_probabilities(forward, params, batch, gates=gates)
+    return keep, forward(params, batch, Taps()).logits
+  return jax.jit(run)

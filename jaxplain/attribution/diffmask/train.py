@@ -61,7 +61,12 @@ class DiffMaskConfig:
       ``"xavier"``.
     probe_width: probe hidden units; ``None`` = ``hidden_size // 4``.
     batch_size, steps: examples per step and total steps.
-    learning_rate, baseline_learning_rate, lambda_learning_rate: 3e-4, 1e-3, 0.3.
+    learning_rate, baseline_learning_rate, lambda_learning_rate: 3e-4, 1e-3, 0.3. Raise the
+      probe rate with care: RMSprop moves every probe weight by about ``10 x lr`` in its first
+      steps while a slack constraint drives ``lambda`` to 0, so a large rate (3e-2 on a 4-d toy,
+      3e-3 on MiniLM's 768-d probe inputs) shuts every gate within ~20 steps. A Hard Concrete
+      gate that is exactly 0 in every sample gets no gradient from the KL (the clip), while the
+      log-L0 penalty keeps pushing it, so such gates never reopen (keep probabilities ~1e-5).
     warmup_steps: linear warm-up of the gate learning rates (SST 1200, toy 200).
     lookahead_steps, lookahead_alpha: Lookahead ``k = 6``, ``alpha = 0.5``.
     rms_decay, rms_eps: RMSprop ``alpha = 0.99``, ``eps = 1e-8`` (outside the square root).
@@ -214,9 +219,28 @@ def _layer_logits(stats, cfg: DiffMaskConfig, k: int) -> jax.Array:
   return jnp.log(w)
 
 
-@functools.cache
+_RUN_ONLY = dict(steps=1, eval_every=1, eval_size=1, checkpoint_every=1, keep_checkpoints=1,
+                 log_every=1, eps_valid=0.0, acc_valid=0.0, seed=0, prng_impl="rbg",
+                 lambda_init=1.0, baseline_init="auto", probe_width=None, batch_size=1)
+
+
+def step_config(cfg: DiffMaskConfig) -> DiffMaskConfig:
+  """``cfg`` with the fields that do not enter the compiled step set to fixed values.
+
+  Run length, logging, checkpointing, model selection, seeds and initial values change nothing
+  in the step's program (shapes come from the arrays), so runs that differ only in them share
+  one compiled step.
+  """
+  return dataclasses.replace(cfg, **_RUN_ONLY)
+
+
 def make_train_step(forward: Forward, cfg: DiffMaskConfig):
   """The jit-compiled ``step(state, params, batch, key) -> (state, metrics)`` (cached)."""
+  return _make_train_step(forward, step_config(cfg))
+
+
+@functools.cache
+def _make_train_step(forward: Forward, cfg: DiffMaskConfig):
   gate_tx, lam_tx = _gate_tx(cfg), _lambda_tx(cfg)
 
   def step(state: TrainState, params: Params, batch: Batch, key):
@@ -255,9 +279,15 @@ def make_train_step(forward: Forward, cfg: DiffMaskConfig):
   return jax.jit(step, donate_argnums=())
 
 
-@functools.cache
 def make_eval_step(forward: Forward, cfg: DiffMaskConfig):
   """``evaluate(gates, params, batch, layer, key) -> {kl, l0, agreement}``, jit-compiled."""
+  return _make_eval_step(forward, cfg.margin, cfg.penalty)
+
+
+@functools.cache
+def _make_eval_step(forward: Forward, margin: float, penalty: str):
+  cfg = DiffMaskConfig(margin=margin, penalty=penalty)
+
   def evaluate(gates: Gates, params, batch: Batch, layer, key):
     out, states = obj.model_states(forward, params, batch, gates.width)
     logits, lp, _ = obj.masked_logits(forward, params, batch, gates, states, layer, key)
@@ -336,6 +366,28 @@ def _resolve_model(model_or_forward, params):
   return model_or_forward, params, None
 
 
+@functools.cache
+def _mean_states(forward: Forward, width: int):
+  """``jit((params, batch) -> [K, W])``: each state's mean over the batch's real tokens."""
+  def run(params, batch):
+    _, states = obj.model_states(forward, params, batch, width)
+    m = (batch.attention_mask > 0).astype(jnp.float32)[None, ..., None]
+    return jnp.sum(states * m, (1, 2)) / jnp.maximum(jnp.sum(m, (1, 2)), 1.0)
+  return jax.jit(run)
+
+
+@functools.cache
+def _mask_embedding(forward: Forward):
+  """``jit((params, token_id) -> [E])``: the word embedding of one token (``[MASK]``)."""
+  from jaxplain.attribution._common import embed  # pylint: disable=g-import-not-at-top
+
+  def run(params, token_id):
+    one = Batch(jnp.full((1, 1), token_id, jnp.int32), jnp.ones((1, 1), jnp.int32),
+                jnp.zeros((1, 1), jnp.int32))
+    return embed(forward, params, one)[0, 0]
+  return jax.jit(run)
+
+
 def _initial_gates(forward, params, first: Batch, cfg: DiffMaskConfig, shape, mask_token_id,
                    key) -> Gates:
   num_layers, hidden, emb = shape
@@ -343,18 +395,11 @@ def _initial_gates(forward, params, first: Batch, cfg: DiffMaskConfig, shape, ma
   baseline = None
   if cfg.baseline == "zero":
     baseline = jnp.zeros((1, emb) if cfg.variant == "input" else (k, w))
-  elif cfg.baseline_init != "xavier":
-    _, states = obj.model_states(forward, params, first, w)
-    m = (first.attention_mask > 0).astype(jnp.float32)[None, ..., None]
-    mean = jnp.sum(states * m, (1, 2)) / jnp.maximum(jnp.sum(m, (1, 2)), 1.0)   # [K W]
-    if cfg.variant == "input":
-      if cfg.baseline_init == "auto" and mask_token_id is not None:
-        from jaxplain.attribution._common import embedding_table  # pylint: disable=g-import-not-at-top
-        baseline = embedding_table(forward, params, first, int(mask_token_id))[None]
-      else:
-        baseline = mean[:1, :emb]
-    elif cfg.baseline_init == "mean":
-      baseline = mean
+  elif cfg.variant == "input" and cfg.baseline_init == "auto" and mask_token_id is not None:
+    baseline = _mask_embedding(forward)(params, jnp.int32(mask_token_id))[None]
+  elif cfg.baseline_init == "mean" or (cfg.variant == "input" and cfg.baseline_init == "auto"):
+    mean = _mean_states(forward, w)(params, first.device_part())                 # [K W]
+    baseline = mean[:1, :emb] if cfg.variant == "input" else mean
   return init_gates(key, variant=cfg.variant, num_layers=num_layers, hidden_size=hidden,
                     embedding_size=emb, probe_width=cfg.probe_width, baseline=baseline)
 
