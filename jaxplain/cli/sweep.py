@@ -79,6 +79,7 @@ def sweep(
 ) -> None:
   """Attribute a corpus: every method and metric in one compiled pass, Parquet shards out."""
   from jaxplain import corpus  # pylint: disable=g-import-not-at-top
+  from jaxplain.attribution import canonical_name  # pylint: disable=g-import-not-at-top
   from jaxplain.cli import _common  # pylint: disable=g-import-not-at-top
   from jaxplain.errors import InputError  # pylint: disable=g-import-not-at-top
 
@@ -117,18 +118,32 @@ def sweep(
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
       raise InputError(f"{config} is not valid TOML ({e}).") from None
   metric_names = set(corpus.METRIC_NAMES)
-  method_opts = {k: v for k, v in options.items() if k not in metric_names}
   metric_opts = {k: v for k, v in options.items() if k in metric_names}
+  method_opts: dict[str, dict] = {}
+  for key, opts in options.items():
+    if key in metric_names:
+      continue
+    try:
+      canon = canonical_name(key)
+    except InputError:
+      raise InputError(f"--param {key}.KEY=VALUE: {key!r} is neither a method nor a metric "
+                       f"({', '.join(sorted(metric_names))}).") from None
+    method_opts.setdefault(canon, {}).update(opts)
   if methods:
-    overrides["methods"] = {m: method_opts.get(m, {}) for m in methods}
-  elif method_opts:  # --param for methods named in the TOML file
-    from_file = dict(raw.get("methods") or {})
-    unknown = set(method_opts) - set(from_file)
-    if unknown:
-      raise InputError(f"--param names {', '.join(sorted(unknown))}, which is not among the "
-                       "methods; add --method or list it in the config.")
-    overrides["methods"] = {m: {**(h or {}), **method_opts.get(m, {})}
-                            for m, h in from_file.items()}
+    chosen = [canonical_name(m) for m in methods]
+    base = {m: {} for m in chosen}
+  else:  # the methods named in the TOML file (or the default)
+    from_file = raw.get("methods") or dict.fromkeys(
+        name for name, _ in corpus.plan.DEFAULT_METHODS)
+    if not isinstance(from_file, dict):
+      from_file = {m: {} for m in from_file}
+    base = {canonical_name(m): dict(h or {}) for m, h in from_file.items()}
+  unknown = set(method_opts) - set(base)
+  if unknown:
+    raise InputError(f"--param names {', '.join(sorted(unknown))}, which is not among the "
+                     f"methods ({', '.join(base)}); add --method or list it in the config.")
+  if methods or method_opts:
+    overrides["methods"] = {m: {**h, **method_opts.get(m, {})} for m, h in base.items()}
   if metric_opts:
     overrides["metric_options"] = {**dict(raw.get("metric_options") or {}), **metric_opts}
   if not (raw.get("data") or {}).get("source") and data is None:

@@ -19,7 +19,7 @@ Example::
 from jaxplain.corpus.buckets import BatchPlan, PaddingStats, plan_batches
 from jaxplain.corpus.mesh import (initialize_distributed, local_mesh, process_info,
                                   process_slice, round_up)
-from jaxplain.corpus.output import OutputDir, OutputError
+from jaxplain.corpus.output import OutputDir, OutputError, read_sweep
 from jaxplain.corpus.plan import (METRIC_NAMES, SCHEMA_VERSION, DataSpec, SweepConfig,
                                   make_config, merge_config, read_config)
 from jaxplain.corpus.read import Corpus, read_corpus
@@ -30,6 +30,7 @@ __all__ = [
     "METRIC_NAMES", "SCHEMA_VERSION", "SHARED_GRADIENT", "BatchPlan", "Corpus", "DataSpec",
     "OutputDir", "OutputError", "PaddingStats", "SweepConfig", "SweepSummary", "corpus_digest",
     "initialize_distributed", "local_mesh", "make_config", "merge_config", "plan_batches",
-    "process_info", "process_slice", "read_config", "read_corpus", "round_up", "sweep",
+    "process_info", "process_slice", "read_config", "read_corpus", "read_sweep", "round_up",
+    "sweep",
     "sweep_step",
 ]

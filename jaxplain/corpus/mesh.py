@@ -89,9 +89,27 @@ def process_slice(n: int, process_index: int, process_count: int,
   raise InputError(f"unknown slicing {slicing!r}; use round_robin or block.")
 
 
-def barrier(name: str) -> None:
-  """Waits until every process reaches ``barrier(name)`` (a no-op for one process)."""
+BARRIER_TIMEOUT_S = 7 * 24 * 3600
+"""How long a process that finished its slice waits for the others (a slow host, a resumed one)."""
+
+
+def barrier(name: str, timeout_s: float = BARRIER_TIMEOUT_S) -> None:
+  """Waits until every process reaches ``barrier(name)`` (a no-op for one process).
+
+  Uses the ``jax.distributed`` coordination service's barrier, which waits without any device
+  collective: processes of a sweep finish their slices at very different times, and a device
+  collective (gloo on CPU) times out within a minute while the others are still working. Falls
+  back to ``multihost_utils.sync_global_devices`` if the client is not reachable.
+  """
   if jax.process_count() == 1:
+    return
+  try:
+    from jax._src import distributed  # pylint: disable=g-import-not-at-top
+    client = distributed.global_state.client
+  except (ImportError, AttributeError):
+    client = None
+  if client is not None and hasattr(client, "wait_at_barrier"):
+    client.wait_at_barrier(name, int(timeout_s * 1000))
     return
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
   multihost_utils.sync_global_devices(name)

@@ -122,6 +122,9 @@ class OutputDir:
     return f"part-{self.tag}-{k:05d}.parquet"
 
   def _check_writable(self) -> None:
+    if os.path.exists(self.directory) and not os.path.isdir(self.directory):
+      raise OutputError(f"{self.directory} exists and is not a directory; choose another "
+                        "--output.")
     try:
       os.makedirs(self.directory, exist_ok=True)
     except OSError as e:
@@ -183,7 +186,8 @@ class OutputDir:
     if entry is None:
       return False
     path = os.path.join(self.directory, entry["file"])
-    return os.path.exists(path) and os.path.getsize(path) == entry.get("bytes")
+    return (os.path.exists(path) and os.path.getsize(path) == entry.get("bytes")
+            and sha256_file(path) == entry.get("sha256"))
 
   def entries(self) -> list[dict[str, Any]]:
     return [self.manifest["shards"][k] for k in sorted(self.manifest.get("shards", {}), key=int)]
@@ -243,11 +247,21 @@ class OutputDir:
         files.append(e["file"])
         rows += e["rows"]
         errors += len(e["errors"])
-    merged = {**self._identity(), "process_index": None, "complete": True,
+    padding: dict[str, int] = {"real_tokens": 0, "padded_slots": 0}
+    for p in range(self.process_count):
+      m = _read_json(os.path.join(self.directory, f"manifest-{_tag(p, self.process_count)}.json"))
+      for e in (m or {}).get("shards", {}).values():
+        for k in padding:
+          padding[k] += int(e.get("padding", {}).get(k, 0))
+    slots = padding["padded_slots"]
+    padding["padding_waste"] = round((slots - padding["real_tokens"]) / slots, 6) if slots else 0.0
+    carried = {k: self.manifest.get(k) for k in ("columns", "model", "curves", "shard_size",
+                                                 "slicing")}
+    merged = {**self._identity(), **carried, "process_index": None, "complete": True,
               "files": files, "rows": rows, "errors": errors, "process_manifests": parts,
               "errors_files": [f"errors-{_tag(p, self.process_count)}.jsonl"
                                for p in range(self.process_count)],
-              "columns": self.manifest.get("columns"), "model": self.manifest.get("model")}
+              "padding": padding}
     text = json.dumps(merged, indent=1, sort_keys=True)
     atomic_write(os.path.join(self.directory, MANIFEST), lambda f: f.write(text),
                  self.tmp_prefix)
@@ -263,3 +277,40 @@ def _read_json(path: str) -> dict[str, Any] | None:
   except (OSError, json.JSONDecodeError) as e:
     raise OutputError(f"{path} is unreadable ({e}); it is not a jaxplain sweep manifest, or it "
                       "is corrupt. Choose a new --output directory.") from None
+
+
+def read_sweep(directory: str | os.PathLike, *, errors: bool = False) -> Any:
+  """A finished sweep's rows as one pandas DataFrame, ordered by example ``index``.
+
+  Reads the files the merged ``manifest.json`` lists (a sweep that has not finished is refused:
+  rerun it to resume). The same rows load with ``datasets.load_dataset("parquet",
+  data_files=f"{directory}/part-*.parquet")`` or ``pandas.read_parquet(sorted(glob(...)))``.
+
+  Args:
+    directory: the sweep's output directory.
+    errors: also return the errors files' records as a second DataFrame (index, id, reason,
+      action).
+  Raises:
+    OutputError: no finished sweep in ``directory``.
+  """
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  directory = os.fspath(directory)
+  merged = _read_json(os.path.join(directory, MANIFEST))
+  if merged is None or not merged.get("complete"):
+    raise OutputError(f"{directory} holds no finished sweep (no {MANIFEST}); run `jaxplain "
+                      "sweep` into it, or rerun the same command to finish it.")
+  frames = [pd.read_parquet(os.path.join(directory, f)) for f in merged["files"]]
+  rows = (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame())
+  if len(rows):
+    rows = rows.sort_values("index", kind="stable").reset_index(drop=True)
+  if not errors:
+    return rows
+  records = []
+  for name in merged.get("errors_files", []):
+    try:
+      with open(os.path.join(directory, name), encoding="utf-8") as f:
+        records += [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+      pass
+  errs = pd.DataFrame(records, columns=["index", "id", "reason", "action"])
+  return rows, errs.sort_values("index", kind="stable").reset_index(drop=True)

@@ -54,21 +54,69 @@ def _base_format(path: str) -> str:
 def _read_local(path: str, spec: DataSpec):
   import pandas as pd  # pylint: disable=g-import-not-at-top
   fmt = _base_format(path)
-  text_cols = [c for c in (spec.text_column, spec.text_pair_column, spec.id_column) if c]
   try:
     if fmt in ("csv", "tsv"):
-      # Texts stay strings ("NA" is a text, not a missing value); undecodable bytes survive as
-      # surrogates and are reported per row instead of failing the whole file.
+      # Every value stays a string ("NA" is a text, not a missing value; only an empty field
+      # is missing); undecodable bytes survive as surrogates and are reported per row instead
+      # of failing the whole file. Columns are Python objects: pandas' Arrow-backed str dtype
+      # cannot hold those surrogates. Labels are parsed later (``label_ids``).
       return pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", nrows=spec.limit,
-                         dtype={c: str for c in text_cols}, keep_default_na=False,
-                         na_values={c: [""] for c in text_cols}, encoding_errors="surrogateescape")
+                         dtype=object, keep_default_na=False, na_values=[""],
+                         encoding_errors="surrogateescape")
     if fmt == "jsonl":
-      return pd.read_json(path, lines=True, nrows=spec.limit, dtype=False)
+      return _read_jsonl(path, spec.limit)
     if fmt == "json":
       return pd.read_json(path, dtype=False)
     return pd.read_parquet(path)
   except Exception as e:  # a corrupt or unreadable file
     raise InputError(f"could not read {path} ({type(e).__name__}: {e}).") from None
+
+
+class BadValue:
+  """A row that could not be parsed at all (an invalid JSON line); reported, then skipped."""
+
+  def __init__(self, reason: str):
+    self.reason = reason
+
+  def __repr__(self) -> str:
+    return f"BadValue({self.reason!r})"
+
+
+def _open_text(path: str):
+  """``path`` (possibly compressed) as text; undecodable bytes become surrogates."""
+  import bz2, gzip, lzma  # pylint: disable=g-import-not-at-top,multiple-imports
+  opener = {".bz2": bz2.open, ".gz": gzip.open, ".xz": lzma.open}.get(
+      os.path.splitext(path)[1].lower(), open)
+  return opener(path, "rt", encoding="utf-8", errors="surrogateescape")
+
+
+def _read_jsonl(path: str, limit: int | None):
+  """A JSON-lines file, one record per non-blank line; a line that is not a JSON object becomes
+  a row of :class:`BadValue` s (reported in the errors file) instead of failing the file."""
+  import json  # pylint: disable=g-import-not-at-top
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  records, bad = [], {}
+  with _open_text(path) as f:
+    for number, line in enumerate(f, 1):
+      if limit is not None and len(records) >= limit:
+        break
+      if not line.strip():
+        continue
+      try:
+        value = json.loads(line)
+      except json.JSONDecodeError as e:
+        value = None
+        reason = f"line {number} is not valid JSON ({e.msg})"
+      else:
+        reason = None if isinstance(value, dict) else f"line {number} is not a JSON object"
+      if reason is not None:
+        bad[len(records)] = BadValue(reason)
+        value = {}
+      records.append(value)
+  df = pd.DataFrame(records, dtype=object)
+  for row, value in bad.items():
+    df.loc[row, :] = value
+  return df
 
 
 def _read_hub(spec: DataSpec):
@@ -133,11 +181,13 @@ def _none_if_nan(v: Any) -> Any:
 
 def _id(v: Any, i: int) -> str:
   v = _none_if_nan(v)
-  return str(i) if v is None else str(v)
+  return str(i) if v is None or isinstance(v, BadValue) else str(v)
 
 
 def check_text(value: Any) -> tuple[str | None, str | None]:
   """``(text, None)`` for a usable text, else ``(None, reason)``."""
+  if isinstance(value, BadValue):
+    return None, value.reason
   if value is None:
     return None, "empty text"
   if isinstance(value, bytes):
@@ -186,6 +236,8 @@ def label_ids(labels: Sequence[Any], model_labels: Sequence[str],
       cls = int(y)
     elif isinstance(y, str) and y.strip().lstrip("-").isdigit():
       cls = int(y.strip())
+    elif isinstance(y, str) and _integral_float(y):
+      cls = int(float(y))
     elif isinstance(y, str) and y.lower() in lower:
       cls = lower.index(y.lower())
     if cls is None:
@@ -202,3 +254,11 @@ def _key(v: Any) -> str:
   if isinstance(v, float) and v.is_integer():
     v = int(v)
   return str(v)
+
+
+def _integral_float(s: str) -> bool:
+  try:
+    v = float(s)
+  except ValueError:
+    return False
+  return math.isfinite(v) and v.is_integer()

@@ -66,6 +66,8 @@ class RowBuilder:
         row[key] = s
         row["word_scores." + key[len("scores."):]] = np.asarray(
             [s[a:b].sum() for a, b in spans], np.float32)
+      elif "." in key and np.ndim(value) == 2:  # <metric>_curve.<method>: one per level
+        row[key] = np.asarray(value[r], np.float32)
       elif "." in key:  # delta.<method>, <metric>.<method>
         row[key] = float(value[r])
     return row
@@ -86,9 +88,22 @@ class RowBuilder:
     for method in self.config.method_names:
       cols += [(f"scores.{method}", pa.list_(pa.float32())),
                (f"word_scores.{method}", pa.list_(pa.float32()))]
-      cols += [(k, pa.float32()) for k in step_keys
-               if k.endswith(f".{method}") and not k.startswith("scores.")]
+      mine = [k for k in step_keys if k.endswith(f".{method}") and not k.startswith("scores.")]
+      values = sorted((k for k in mine if not k.split(".")[0].endswith("_curve")),
+                      key=lambda k: (not k.startswith("delta."), self._metric_rank(k), k))
+      curves = sorted((k for k in mine if k.split(".")[0].endswith("_curve")),
+                      key=lambda k: (self._metric_rank(k), k))
+      cols += [(k, pa.float32()) for k in values]
+      cols += [(k, pa.list_(pa.float32())) for k in curves]
     return cols
+
+  def _metric_rank(self, key: str) -> int:
+    """Position of the metric a ``<metric...>.<method>`` key belongs to, in config order."""
+    head = key.split(".")[0]
+    for i, m in enumerate(self.config.metrics):
+      if head == m or head.startswith(m + "_"):
+        return i
+    return len(self.config.metrics)
 
   def table(self, rows: Sequence[dict[str, Any]], step_keys: Sequence[str]):
     """A ``pyarrow.Table`` of ``rows`` with the full schema (also when there are no rows)."""

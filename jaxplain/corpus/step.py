@@ -134,8 +134,9 @@ def sweep_step(forward: Forward, methods: tuple[tuple[str, Hyper], ...],
   Returns:
     ``step(params, batch, word_ids, labels, indices, key) -> dict`` with ``probabilities``
     ``[B, C]``, ``prediction`` and ``target`` ``[B]``, ``scores.<method>`` ``[B, T]``,
-    ``delta.<method>`` ``[B]`` where the method has a convergence delta, and
-    ``<metric>.<method>`` ``[B]`` for every per-example metric value.
+    ``delta.<method>`` ``[B]`` where the method has a convergence delta,
+    ``<metric>.<method>`` ``[B]`` for every per-example metric value, and
+    ``<metric>_curve.<method>`` ``[B, R]`` for every metric curve (one value per removal level).
   """
 
   def step(params, batch: Batch, word_ids, labels, indices, key) -> dict[str, jax.Array]:
@@ -178,8 +179,12 @@ def sweep_step(forward: Forward, methods: tuple[tuple[str, Hyper], ...],
         values = run_protocols(forward, params, with_words, res[f"scores.{name}"], protocols,
                                target, pad_id=pad_id)
         for k, v in values.items():
-          if k not in ("target", "probability") and v.ndim == 1:
+          if k in ("target", "probability"):
+            continue
+          if v.ndim == 1:  # a per-example value
             res[f"{k}.{name}"] = v.astype(jnp.float32)
+          elif v.ndim == 2 and k.endswith("_curve"):  # [R, B] per level -> [B, R]
+            res[f"{k}.{name}"] = v.T.astype(jnp.float32)
     return res
 
   return jax.jit(step)

@@ -88,6 +88,9 @@ def corpus_digest(corpus: Corpus) -> dict[str, Any]:
   return {"examples": len(corpus), "sha256": h.hexdigest()}
 
 
+_SWEEPS_RUN = 0
+
+
 class _Progress:
   """A rich progress bar on a terminal, plain log lines otherwise."""
 
@@ -226,10 +229,23 @@ class _Runner:
       keep.append(j)
       kept_len.append(min(n, self.max_length))
     errors.sort(key=lambda e: e["index"])
+    progress.advance(sum(e["action"] == "skipped" for e in errors))  # counted as handled
     plans = plan_batches(kept_len, self.global_batch, self.max_length, self.buckets)
     stats = PaddingStats()
     stats.add(kept_len, plans, self.global_batch, self.max_length, self.buckets)
     records: dict[int, dict[str, Any]] = {}
+
+    def finish(batch, idx, b_texts, b_pairs, out) -> None:
+      out = {k: np.asarray(v)[:len(idx)] for k, v in out.items()}  # waits for the device
+      for r, i in enumerate(idx):
+        label = None if self.labels is None else self.labels[i][0]
+        records[i] = self.rows.record(i, c.ids[i], b_texts[r], None if b_pairs is None
+                                      else b_pairs[r], label, i in truncated, batch, r, out)
+      progress.advance(len(idx))
+
+    # Dispatch is asynchronous: batch k+1 is tokenised and queued before batch k's rows are
+    # built, so host work overlaps device work (on accelerators; results are the same).
+    pending = None
     for plan in plans:
       rows = [keep[r] for r in plan.rows]
       idx = [good[j] for j in rows]
@@ -239,16 +255,18 @@ class _Runner:
         warnings.simplefilter("ignore", TruncationWarning)
         batch = encode(self.tokenizer, b_texts, b_pairs, self.max_length, truncate=True,
                        buckets=(plan.length,))
-      out = self._run_batch(batch, idx)
-      for r, i in enumerate(idx):
-        label = None if self.labels is None else self.labels[i][0]
-        records[i] = self.rows.record(i, c.ids[i], b_texts[r], None if b_pairs is None
-                                      else b_pairs[r], label, i in truncated, batch, r, out)
-      progress.advance(len(idx))
+      out = self._dispatch(batch, idx)
+      if pending is not None:
+        finish(*pending)
+      pending = (batch, idx, b_texts, b_pairs, out)
+    if pending is not None:
+      finish(*pending)
     ordered = [records[i] for i in sorted(records)]
     return self.rows.table(ordered, self._columns()), errors, stats
 
-  def _run_batch(self, batch, idx: list[int]) -> dict[str, np.ndarray]:
+  def _dispatch(self, batch, idx: list[int]) -> dict[str, jax.Array]:
+    """Starts the step on one batch (filled to the global batch size); returns its outputs
+    (device arrays over all ``global_batch`` rows, not yet waited for)."""
     n, g = len(idx), self.global_batch
     fill = lambda x: np.concatenate([x, np.repeat(x[:1], g - n, 0)], 0) if n < g else x
     labels = np.full((n,), -1, np.int32)
@@ -263,7 +281,7 @@ class _Runner:
     out = self.step(self.params, dev, put(batch.word_ids, sh_bt), put(labels, sh_b),
                     put(np.asarray(idx), sh_b), self.key)
     self._keys = sorted(out)
-    return {k: np.asarray(v)[:n] for k, v in out.items()}
+    return out
 
   def _columns(self) -> list[str]:
     """Output keys of the step (from a batch already run, else its abstract evaluation)."""
@@ -312,7 +330,8 @@ def sweep(config: SweepConfig, *, model: Any = None, progress: bool | None = Non
   header = {"model": {"name": model.name, "labels": list(model.labels), "dtype": config.dtype,
                       "max_length": runner.max_length},
             "shard_size": config.shard_size, "num_shards": n_shards,
-            "process_examples": int(len(mine)), "slicing": config.slicing}
+            "process_examples": int(len(mine)), "slicing": config.slicing,
+            "curves": _curve_levels(config)}
   if len(todo) < n_shards:
     log(f"resuming {out.directory}: {n_shards - len(todo)} of {n_shards} shards already done")
   bar = _Progress(len(mine), done_rows, progress, log)
@@ -330,7 +349,9 @@ def sweep(config: SweepConfig, *, model: Any = None, progress: bool | None = Non
     bar.close()
   header.setdefault("columns", out.manifest.get("columns"))
   out.finish(header)
-  meshlib.barrier("jaxplain-sweep-finished")
+  global _SWEEPS_RUN
+  _SWEEPS_RUN += 1  # a fresh barrier name for every sweep this process runs
+  meshlib.barrier(f"jaxplain-sweep-{config.config_hash()[:16]}-{_SWEEPS_RUN}")
   if process_index == 0:
     out.write_merged()
   return SweepSummary(examples=written, shards_written=len(todo),
@@ -355,3 +376,14 @@ def _load_model(config: SweepConfig) -> Any:
     model = model_from_params(model.config.replace(dtype=config.dtype), model.params,
                               model.tokenizer, model.labels, name=model.name)
   return model
+
+
+def _curve_levels(config: SweepConfig) -> dict[str, list[float]]:
+  """x positions (fraction of tokens removed) of the ERASER metrics' ``_curve`` columns."""
+  out = {}
+  opts = {m: dict(o) for m, o in config.metric_options}
+  for m in ("comprehensiveness", "sufficiency"):
+    if m in config.metrics:
+      from jaxplain.metrics.faithfulness import ERASER_BINS  # pylint: disable=g-import-not-at-top
+      out[f"{m}_curve"] = [float(b) / 100 for b in opts.get(m, {}).get("bins", ERASER_BINS)]
+  return out
