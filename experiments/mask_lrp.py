@@ -1,6 +1,7 @@
 """Mask-LRP reproduction entry point: ``python experiments/mask_lrp.py [--rt-examples N ...]``.
 
-See experiments/mask_lrp/README.md; the code is experiments/mask_lrp/run.py.
+The code is experiments/mask_lrp/run.py (settings in config.py); the run that was made, its
+exact command and the verdict are in experiments/mask_lrp/results/table.md.
 """
 
 import os

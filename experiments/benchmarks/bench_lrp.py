@@ -1,88 +1,151 @@
 """Throughput of the LRP kernels: AttnLRP vs IG-50, and Mask-LRP batched vs one at a time.
 
-    python experiments/benchmarks/bench_lrp.py [--model PATH] [--batch 16] [--length 64]
+    python experiments/benchmarks/bench_lrp.py --data /work/shared/data/rotten_tomatoes_corpus_full.csv.bz2 [--n 64]
 
-Prints examples per second (compile excluded, median of ``--repeats`` timed calls) for
-``attnlrp``, ``cp_lrp``, ``integrated_gradients`` (50 steps), ``gae`` and ``mask_lrp`` on a
-batch of Rotten Tomatoes-like sentences padded to ``--length`` tokens, and Mask-LRP run on the
-whole batch (vmapped relprop) vs a Python loop over single examples.
+The setting of ``bench_gradients.py``: ``--n`` Rotten Tomatoes critic snippets (fresh/rotten rows,
+duplicates dropped, ``sample(n, random_state=0)``), the default model, sorted by length into
+batches of ``--batch`` (32) padded to ``jaxplain.models.BUCKETS``, the predicted class as target,
+kernels jitted through ``jaxplain.api.compiled``; every bucket shape is compiled first (compile
+time reported apart, excluded from examples/s). It times ``attnlrp`` and ``cp_lrp`` (one forward +
+one backward), ``integrated_gradients`` (50 Gauss-Legendre steps, as the gradient benchmark, run in chunks of
+``--ig-chunk`` steps so it fits in memory),
+``gae`` and ``mask_lrp`` (a forward, a backward to the attention maps, and the explicit relprop
+vmapped over the batch), and Mask-LRP one example at a time (batch 1, each padded to its own
+bucket). Each shape is compiled ahead of time, then every batch runs once. It prints
+examples/s (wall) and CPU seconds per example of this process (all threads),
+which is steadier than wall time on a shared machine.
 """
 
 import argparse
 import json
-import statistics
+import os
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-import jaxplain
-from jaxplain.api import compiled
-from jaxplain.contracts import Batch
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
-SENTENCES = [
-    "an utterly charming and hilarious film that reminded me why i love going to the movies",
-    "the plot is thin , the dialogue is wooden and the whole thing drags on far too long",
-    "a quiet , moving portrait of grief that never stoops to easy sentiment",
-    "despite a strong cast , the film collapses under the weight of its own ambition",
-]
+import jaxplain  # noqa: E402
+from jaxplain.api import compiled  # noqa: E402
+from jaxplain.attribution.heads import HeadMasks  # noqa: E402
+
+METHODS = ("attnlrp", "cp_lrp", "ig50", "gae", "mask_lrp")
 
 
-def _batch(model, b, t):
-  texts = [SENTENCES[i % len(SENTENCES)] for i in range(b)]
-  enc = model.encode(texts, max_length=t)
-  pad = t - enc.input_ids.shape[1]
-  p = lambda x: jnp.asarray(np.pad(np.asarray(x), [(0, 0), (0, pad)]))
-  return Batch(p(enc.input_ids), p(enc.attention_mask), p(enc.token_type_ids))
+def load_texts(path: str, n: int) -> list[str]:
+  """As ``bench_gradients.load_texts``: the same ``n`` snippets."""
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  df = pd.read_csv(path)
+  df = df[df["category"].isin(["fresh", "rotten"])]
+  texts = df["text"].dropna().astype(str).str.strip()
+  texts = texts[texts.str.len() > 0].drop_duplicates()
+  return texts.sample(n=min(n, len(texts)), random_state=0).tolist()
 
 
-def _time(fn, args, repeats):
-  jax.block_until_ready(fn(*args))  # compile + warm
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - t0)
-  return statistics.median(times)
+def bucketed_batches(model, texts, batch_size):
+  """As ``bench_gradients.bucketed_batches``: sorted by length, padded to a bucket."""
+  lengths = [len(model.tokenizer(t)["input_ids"]) for t in texts]
+  order = np.argsort(lengths, kind="stable")
+  out = []
+  for s in range(0, len(order), batch_size):
+    idx = order[s:s + batch_size]
+    out.append((idx, model.encode([texts[j] for j in idx], max_length=512).device_part()))
+  return out, np.asarray(lengths)
+
+
+def kernel(model, label, head_mask, chunk=None):
+  tok = model.tokenizer
+  if label == "ig50":
+    special = tuple(sorted(set(tok.all_special_ids) - {tok.pad_token_id, tok.mask_token_id,
+                                                       tok.unk_token_id}))
+    static = dict(steps=50, chunk_size=chunk, pad_id=tok.pad_token_id, mask_id=tok.mask_token_id,
+                  unk_id=tok.unk_token_id, special_ids=special)
+    return compiled("integrated_gradients", tuple(sorted(static.items())), model.forward), {}
+  if label == "mask_lrp":
+    return compiled("mask_lrp", (("sep_token_id", tok.sep_token_id),), model.forward), {
+        "head_mask": head_mask}
+  return compiled(label, (), model.forward), {}
+
+
+def run(model, batches, fn, dynamic):
+  """``(wall s, process CPU s, compile s, shapes)`` over all batches, compile excluded."""
+  key = jax.random.key(0)
+  t0 = time.perf_counter()
+  exes = {}
+  for _, b in batches:  # ahead-of-time compile of every shape (no untimed warm-up run)
+    if b.input_ids.shape not in exes:
+      exes[b.input_ids.shape] = fn.lower(model.params, b, None, key, **dynamic).compile()
+  compile_s = time.perf_counter() - t0
+  t0, c0 = time.perf_counter(), time.process_time()
+  for _, b in batches:
+    jax.block_until_ready(exes[b.input_ids.shape](model.params, b, None, key, **dynamic))
+  return time.perf_counter() - t0, time.process_time() - c0, compile_s, sorted(exes)
 
 
 def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--model", default=None)
-  p.add_argument("--batch", type=int, default=16)
-  p.add_argument("--length", type=int, default=64)
-  p.add_argument("--repeats", type=int, default=3)
+  p.add_argument("--data", default="/work/shared/data/rotten_tomatoes_corpus_full.csv.bz2")
+  p.add_argument("--n", type=int, default=64)
+  p.add_argument("--batch", type=int, default=32, help="examples per batch (bench_gradients)")
+  p.add_argument("--single-n", type=int, default=None,
+                 help="examples for Mask-LRP one at a time (default: all --n)")
+  p.add_argument("--head-masks", default=os.path.join(
+      os.path.dirname(HERE), "mask_lrp", "results", "heads", "head_masks.json"),
+                 help="head_masks.json for mask_lrp (synt_pos); all ones when missing")
+  p.add_argument("--methods", default=",".join(METHODS))
+  p.add_argument("--ig-chunk", type=int, default=5,
+                 help="IG steps per vmapped chunk: unchunked IG-50 on 32 x 64 tokens asks for "
+                 "29 GB on CPU")
   args = p.parse_args()
-  model = jaxplain.default_model() if args.model is None else jaxplain.load_model(args.model)
-  batch = _batch(model, args.batch, args.length)
-  target = jnp.zeros((args.batch,), jnp.int32)
-  key = jax.random.key(0)
-  mask = jnp.ones((model.config.num_layers, model.config.num_heads), jnp.float32)
-  rows = {}
-  for label, name, static, dyn in (
-      ("attnlrp", "attnlrp", (), {}), ("cp_lrp", "cp_lrp", (), {}),
-      ("ig-50", "integrated_gradients", (("steps", 50),), {}), ("gae", "gae", (), {}),
-      ("mask_lrp (batched)", "mask_lrp", (), {"head_mask": mask})):
-    fn = compiled(name, static, model.forward)
-    sec = _time(lambda *a, fn=fn, dyn=dyn: fn(*a, **dyn), (model.params, batch, target, key),
-                args.repeats)
-    rows[label] = args.batch / sec
-  one = compiled("mask_lrp", (), model.forward)
-  singles = [jax.tree.map(lambda x, i=i: x[i:i + 1], batch) for i in range(args.batch)]
-
-  def loop(params):
-    return [one(params, s, target[:1], key, head_mask=mask) for s in singles]
-
-  rows["mask_lrp (one at a time)"] = args.batch / _time(loop, (model.params,), args.repeats)
+  t_start = time.time()
+  model = jaxplain.default_model()
+  shape = (model.config.num_layers, model.config.num_heads)
+  if os.path.exists(args.head_masks):
+    head_mask = jnp.asarray(HeadMasks.load(args.head_masks, model).synt_pos)
+    mask_note = f"synt_pos mask from {os.path.relpath(args.head_masks)}"
+  else:
+    head_mask, mask_note = jnp.ones(shape, jnp.float32), "all-ones mask"
+  texts = load_texts(args.data, args.n)
+  batches, lengths = bucketed_batches(model, texts, args.batch)
   device = jax.devices()[0]
-  print(f"{model.name}, batch {args.batch} x {args.length} tokens, {device.platform} "
-        f"({device.device_kind}), {jax.device_count()} device(s)")
-  for label, eps in rows.items():
-    print(f"  {label:26s} {eps:9.2f} examples/s")
-  print(f"  attnlrp / ig-50 speed-up: {rows['attnlrp'] / rows['ig-50']:.1f}x; mask_lrp batched "
-        f"/ one at a time: {rows['mask_lrp (batched)'] / rows['mask_lrp (one at a time)']:.1f}x")
-  print(json.dumps({k: round(v, 3) for k, v in rows.items()}))
+  print(f"{model.name}\n{len(texts)} RT snippets, tokens: mean {lengths.mean():.1f}, max "
+        f"{lengths.max()}; {len(batches)} batches of <= {args.batch}, buckets "
+        f"{sorted({b.input_ids.shape[1] for _, b in batches})}; {device.platform} "
+        f"({device.device_kind}), {os.cpu_count()} cores visible, load average "
+        f"{os.getloadavg()[0]:.1f}; mask_lrp: {mask_note}", flush=True)
+  rows = {}
+  for label in args.methods.split(","):
+    fn, dyn = kernel(model, label, head_mask, args.ig_chunk)
+    wall, cpu, comp, shapes = run(model, batches, fn, dyn)
+    rows[label + " (batched)" if label == "mask_lrp" else label] = dict(
+        eps=len(texts) / wall, cpu_ms=1e3 * cpu / len(texts), compile_s=comp,
+        shapes=[list(s) for s in shapes])
+    print(f"  {label:26s} {len(texts) / wall:8.2f} examples/s  {1e3 * cpu / len(texts):8.1f} "
+          f"CPU ms/example  (compile {comp:.0f} s, {len(shapes)} shapes)", flush=True)
+  if "mask_lrp" in args.methods.split(","):
+    n1 = args.single_n or len(texts)
+    singles = [(np.array([j]), model.encode([texts[j]], max_length=512).device_part())
+               for j in range(n1)]
+    fn, dyn = kernel(model, "mask_lrp", head_mask)
+    wall, cpu, comp, shapes = run(model, singles, fn, dyn)
+    rows["mask_lrp (one at a time)"] = dict(eps=n1 / wall, cpu_ms=1e3 * cpu / n1,
+                                            compile_s=comp, shapes=[list(s) for s in shapes])
+    print(f"  {'mask_lrp (one at a time)':26s} {n1 / wall:8.2f} examples/s  "
+          f"{1e3 * cpu / n1:8.1f} CPU ms/example  (compile {comp:.0f} s, {len(shapes)} shapes)")
+  if "attnlrp" in rows and "ig50" in rows:
+    print(f"  attnlrp / ig-50: {rows['attnlrp']['eps'] / rows['ig50']['eps']:.1f}x examples/s, "
+          f"{rows['ig50']['cpu_ms'] / rows['attnlrp']['cpu_ms']:.1f}x less CPU per example")
+  if "mask_lrp (batched)" in rows and "mask_lrp (one at a time)" in rows:
+    b, o = rows["mask_lrp (batched)"], rows["mask_lrp (one at a time)"]
+    print(f"  mask_lrp batched / one at a time: {b['eps'] / o['eps']:.1f}x examples/s, "
+          f"{o['cpu_ms'] / b['cpu_ms']:.1f}x less CPU per example")
+  print(f"  total {time.time() - t_start:.0f} s")
+  print(json.dumps({k: {kk: round(vv, 3) if isinstance(vv, float) else vv
+                        for kk, vv in v.items()} for k, v in rows.items()}))
 
 
 if __name__ == "__main__":

@@ -83,6 +83,8 @@ class HeadMasks:
         return [[None if np.isnan(v) else float(v) for v in row] for row in x.astype(float)]
       if isinstance(x, dict):
         return {k: plain(v) for k, v in x.items()}
+      if isinstance(x, float) and np.isnan(x):
+        return None  # strict JSON has no NaN
       return x
     return json.dumps({f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)},
                       indent=1)
@@ -93,16 +95,49 @@ class HeadMasks:
       d = json.loads(text)
       arr = lambda v: np.array([[np.nan if x is None else x for x in row] for row in v],
                                np.float32)
-      return cls(
+      out = cls(
           synt=arr(d["synt"]), pos=arr(d["pos"]), synt_pos=arr(d["synt_pos"]),
           positional_share=arr(d["positional_share"]),
           positional_offset=arr(d["positional_offset"]).astype(np.int32),
-          accuracy={k: arr(v) for k, v in d["accuracy"].items()}, baseline=d["baseline"],
+          accuracy={k: arr(v) for k, v in d["accuracy"].items()},
+          baseline={k: float("nan") if v is None else float(v) for k, v in d["baseline"].items()},
           baseline_offset=d["baseline_offset"], count=d["count"], tokens=d["tokens"],
           texts=d["texts"], settings=d["settings"])
-    except (KeyError, TypeError, ValueError) as e:
+      shapes = {m.shape for m in (out.synt, out.pos, out.synt_pos)}
+      if len(shapes) != 1 or len(out.synt_pos.shape) != 2 or not np.isin(out.synt_pos,
+                                                                          (0, 1)).all():
+        raise ValueError("synt, pos and synt_pos must be 0/1 matrices of one [layers, heads] "
+                         "shape")
+      return out
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
       raise InputError(f"not a head-mask JSON document ({type(e).__name__}: {e}); write one "
                        "with `jaxplain heads` or HeadMasks.to_json().") from None
+
+  @classmethod
+  def load(cls, path: str, model=None) -> "HeadMasks":
+    """Reads a ``head_masks.json``; with ``model``, checks it has that model's layers x heads.
+
+    Raises:
+      InputError: unreadable file, not a head-mask document, or a mask for another model shape.
+    """
+    try:
+      with open(path, encoding="utf-8") as f:
+        masks = cls.from_json(f.read())
+    except OSError as e:
+      raise InputError(f"cannot read head masks from {path} ({e.strerror}); write them with "
+                       "`jaxplain heads`.") from None
+    if model is not None:
+      masks.check(model.config.num_layers, model.config.num_heads, source=path)
+    return masks
+
+  def check(self, num_layers: int, num_heads: int, source: str = "the head masks") -> None:
+    """Raises :class:`InputError` unless the masks are ``[num_layers, num_heads]``."""
+    if self.synt_pos.shape != (num_layers, num_heads):
+      raise InputError(
+          f"{source} is for a model with {self.synt_pos.shape[0]} layers x "
+          f"{self.synt_pos.shape[1]} heads (model {self.settings.get('model', '?')!r}), but this "
+          f"model has {num_layers} layers x {num_heads} heads; run `jaxplain heads` with this "
+          "model.")
 
 
 def load_spacy(name: str = SPACY_MODEL):
@@ -208,7 +243,8 @@ def compute_head_masks(model, texts: Sequence[str], *, batch_size: int = 16,
     match: ``"string"`` (reference) or ``"position"`` (the head's own word).
     mask_sep_key: drop ``[SEP]`` from attention in the statistics pass (reference: True).
     max_length: truncate texts to this many tokens.
-    nlp: a spaCy pipeline (default :func:`load_spacy`).
+    nlp: a spaCy pipeline (default :func:`load_spacy`). Not needed, and spaCy need not be
+      installed, when ``relations`` is empty (positional heads only).
   Returns:
     A :class:`HeadMasks`.
   """
@@ -217,7 +253,15 @@ def compute_head_masks(model, texts: Sequence[str], *, batch_size: int = 16,
   texts = [t for t in texts if t and t.strip()]
   if not texts:
     raise InputError("compute_head_masks needs at least one non-empty text.")
-  nlp = load_spacy() if nlp is None else nlp
+  relations = tuple(relations)
+  unknown = [k for k in relations if k not in RELATIONS]
+  if unknown:
+    raise InputError(f"relations {unknown} are not scored; choose from {', '.join(RELATIONS)} "
+                     "(or none, for positional heads only).")
+  if relations:
+    nlp = load_spacy() if nlp is None else nlp
+  else:
+    nlp = None  # positional heads only: no parser
   cfg = model.config
   span = cfg.max_positions
   pos_counts = np.zeros((cfg.num_layers, cfg.num_heads, 2 * span + 1), np.int64)
@@ -232,6 +276,8 @@ def compute_head_masks(model, texts: Sequence[str], *, batch_size: int = 16,
     real = np.asarray(batch.attention_mask)
     pos_counts += positional_counts(attention, real, span)
     argmax = attention.argmax(-1)                                       # [L, B, N, T]
+    if nlp is None:
+      continue
     offs = np.asarray(batch.offsets)
     for b, doc in enumerate(nlp.pipe(chunk)):
       h, s, o = syntactic_hits(doc, argmax[:, b], offs[b], real[b] > 0, relations, match)
@@ -261,7 +307,11 @@ def compute_head_masks(model, texts: Sequence[str], *, batch_size: int = 16,
       tokens=int(total[0, 0, 0]), texts=len(texts),
       settings=dict(pos_threshold=pos_threshold, synt_margin=synt_margin,
                     relations=list(relations), match=match, mask_sep_key=mask_sep_key,
-                    parser=getattr(nlp, "meta", {}).get("name", "custom"), model=model.name))
+                    parser=("none" if nlp is None else
+                            f"{getattr(nlp, 'meta', {}).get('lang', '')}_"
+                            f"{getattr(nlp, 'meta', {}).get('name', 'custom')}"
+                            f"-{getattr(nlp, 'meta', {}).get('version', '')}"),
+                    model=model.name))
 
 
 def random_head_mask(key: jax.Array, num_layers: int, num_heads: int, count: int) -> np.ndarray:

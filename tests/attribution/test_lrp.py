@@ -1,6 +1,7 @@
 """LRP: AttnLRP / CP-LRP conservation, Chefer relprop vs a NumPy reference, Mask-LRP semantics."""
 
 import functools
+import types
 
 import jax
 import jax.numpy as jnp
@@ -314,6 +315,14 @@ def test_bad_inputs(tiny):
     lrp.gae(qa_forward, qa_params, batch, 0)
   with pytest.raises(InputError, match="jaxplain model's forward"):
     lrp.gae(lambda p, b, t: forward(p, b, t), params, batch, 1)
+  # a family without Chefer rules (every loadable family has them; a future one must say so)
+  other = types.SimpleNamespace(head="sequence_classification", family="gpt2")
+  with pytest.raises(InputError, match="no rules for the 'gpt2' family; supported: bert, "
+                     "roberta, electra, distilbert"):
+    _relprop.check_supported(other)
+  with pytest.raises(InputError, match="unknown rule set 'lrp-eps'; choose one of attnlrp, "
+                     "cp-lrp, gradient"):
+    lrp.lrp_embedding_relevance(forward, params, batch, 1, rules="lrp-eps")
 
 
 def test_attribute_takes_head_mask_as_dynamic_array(tiny):
