@@ -1,30 +1,50 @@
 """Gradient attributions, jaxplain vs Captum on the same weights: IG-50, gradient x input, SmoothGrad-10.
 
-    python experiments/benchmarks/bench_gradients.py --data /work/shared/data/rotten_tomatoes_corpus_full.csv.bz2 [--n 512]
+    python experiments/benchmarks/bench_gradients.py [--n 512] [--captum-n N] [--single-n N]
+        [--data /work/shared/data/rotten_tomatoes_corpus_full.csv.bz2]
 
-On ``--n`` Rotten Tomatoes critic snippets (fresh/rotten rows, ``text`` column) and the default
-model (``jaxplain.models.default.default_model()``; when its adapter is missing, all-MiniLM-L6-v2
-base weights with a seeded random two-class head, and the output says so), it times:
+On ``--n`` Rotten Tomatoes critics' snippets (fresh/rotten rows, unique texts, a seeded random
+sample) and the default model (``jaxplain.default_model()``; when its adapter is missing,
+all-MiniLM-L6-v2 base weights with a seeded random two-class head, and the output says so), it
+times:
 
 - jaxplain: the registered kernels jitted through ``jaxplain.api.compiled`` on length-bucketed
-  batches (sorted by length, ``--batch`` examples, padded to ``jaxplain.models.BUCKETS``);
-  compile time is reported apart and excluded from examples/s.
+  batches (sorted by length, ``--batch`` examples, padded to the model's buckets, by default
+  ``jaxplain.models.BUCKETS``; ``--buckets`` sets others, ``--fine-buckets`` adds a second
+  jaxplain row with other buckets); IG and SmoothGrad with ``chunk_size = --rows // --batch``
+  (at most ``--rows`` examples x steps per pass: all 50 x 32 at once needs ~29 GB); compile time
+  is reported apart and excluded from examples/s.
 - Captum on a Hugging Face ``BertForSequenceClassification`` built from the very same weights
   (logit agreement printed): ``LayerIntegratedGradients`` on the word embeddings, 50 Gauss-Legendre
-  steps, the ``[CLS] [PAD] ... [SEP]`` baseline, ``InputXGradient`` and
-  ``NoiseTunnel(Saliency)`` on the embeddings, (a) one example at a time without padding, as
-  transformers-interpret and ferret do, (b) batched like jaxplain, with ``internal_batch_size``
-  tuned on the first batches.
+  steps, the ``[CLS] [PAD] ... [SEP]`` baseline; ``InputXGradient`` and ``NoiseTunnel(Saliency)``
+  (10 samples, stdev 0.15) on the embeddings.
+  (a) one example at a time without padding, as transformers-interpret and ferret do, on
+  ``--single-n`` examples; (b) batched: the same length-sorted batches, each padded to its own
+  longest text (the least padding PyTorch can do), with ``internal_batch_size`` (IG: 64 or 160
+  rows) / ``nt_samples_batch_size`` (SmoothGrad: 5 or 2 samples) chosen by timing both on
+  ``--tune-n`` examples of a mid-length batch first, on ``--captum-n`` examples. Both are random subsets of the ``--n``; their examples/s are rates on that subset, so
+  the table also gives a work-normalised ratio (useful GFLOP/s against useful GFLOP/s), which does
+  not depend on which examples a subset drew.
 
-It prints examples/s for each, the ratios, and the useful-FLOP utilisation: FLOPs of real
-(non-padding) tokens only, forward plus the input-gradient backward (3x forward) per step or
-sample, over wall time and over a matmul peak measured on the spot (a large ``jnp.dot``). Finally
-it runs IG with ``--memory-steps`` (300) steps on one 512-token input with ``chunk_size`` in a
-subprocess and prints its peak resident memory. ``--captum-n`` bounds how many examples the
-slow Captum loops see (their examples/s is a rate, measured on that subset).
+Useful-FLOP utilisation: the matmul FLOPs of the real (non-padding) tokens only, for the forward
+pass plus the input-gradient backward pass, per IG step / noise sample, divided by wall time and by
+a matmul peak measured on the spot (a 2048^3 float32 ``jnp.dot``, best of 5; measured before and
+after the runs, the larger is used). An input-gradient backward needs no weight gradients, so it
+costs one matmul per dense layer (``dx = dy W^T``) and two per attention product (``dQ, dK`` and
+``dA, dV``): useful = 2 x dense + 3 x attention FLOPs of the forward (not the 3x forward of
+training). The extra forward each method runs to find the predicted class is not counted.
+
+Finally a fresh subprocess runs IG with ``--memory-steps`` (300) steps on one 512-token input with
+``chunk_size=--memory-chunk`` and prints its peak resident memory (``ru_maxrss``, the whole process:
+Python, the model, XLA) and XLA's own memory analysis of the compiled program (temporaries),
+also for the same program without chunking (compiled only, not run).
+
+CPU only as written; on a machine shared with other jobs compare ratios within one run.
 """
 
 import argparse
+import dataclasses
+import inspect
 import json
 import os
 import resource
@@ -41,15 +61,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
 import jaxplain  # noqa: E402
 from jaxplain.api import compiled  # noqa: E402
-from jaxplain.contracts import Batch  # noqa: E402
+from jaxplain.attribution import METHODS as KERNELS  # noqa: E402
 from jaxplain.models import BUCKETS  # noqa: E402
 
-METHODS = {  # name -> (jaxplain kernel, static hyper, passes of forward+backward per example)
+METHODS = {  # name -> (jaxplain kernel, static hyper, forward+backward passes per example)
     "ig50": ("integrated_gradients", (("steps", 50),), 50),
     "gxi": ("gradient_x_input", (), 1),
     "smoothgrad10": ("smoothgrad", (("base", "saliency"), ("norm", "l1"), ("samples", 10),
                                     ("stdev", 0.15)), 10),
 }
+LABEL = {"ig50": "IG-50", "gxi": "gradient x input", "smoothgrad10": "SmoothGrad-10"}
 
 
 def load_texts(path: str, n: int) -> list[str]:
@@ -112,11 +133,17 @@ def to_torch(model):
   return torch_model
 
 
-def forward_flops(config, n: int) -> float:
-  """Matmul FLOPs of one forward pass over ``n`` real tokens (encoder + pooler + classifier)."""
+def useful_flops(config, n: int) -> float:
+  """Matmul FLOPs of forward + input-gradient backward over ``n`` real tokens (one pass).
+
+  Dense layers (Q, K, V, attention output, FFN in/out) cost ``2 n in out`` forward and the same
+  again backward (``dx`` only); the two attention products (``Q K^T``, ``A V``) cost ``2 n^2 h``
+  each forward and twice that backward (both operands depend on the input).
+  """
   h, i, layers = config.hidden_size, config.intermediate_size, config.num_layers
-  per_layer = 2 * n * (4 * h * h + 2 * h * i) + 2 * 2 * n * n * h
-  return layers * per_layer + 2 * h * h + 2 * h * config.num_labels
+  dense = layers * 2 * n * (4 * h * h + 2 * h * i) + 2 * h * h + 2 * h * config.num_labels
+  attention = layers * 2 * (2 * n * n * h)
+  return 2 * dense + 3 * attention
 
 
 def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
@@ -142,27 +169,38 @@ def bucketed_batches(model, texts, batch_size):
   return out, np.asarray(lengths)
 
 
-def run_jaxplain(model, batches, name, hyper):
-  fn = compiled(name, tuple(sorted(dict(hyper, **_ids(model)).items())), model.forward)
-  key = jax.random.key(0)
-  t0 = time.perf_counter()
-  seen = set()
-  for _, b in batches:  # compile every bucket shape once (excluded from the timing)
-    if b.input_ids.shape not in seen:
-      seen.add(b.input_ids.shape)
-      jax.block_until_ready(fn(model.params, b, None, key))
-  compile_s = time.perf_counter() - t0
-  t0 = time.perf_counter()
-  for _, b in batches:
-    jax.block_until_ready(fn(model.params, b, None, key))
-  return time.perf_counter() - t0, compile_s, len(seen)
-
-
-def _ids(model):
+def token_ids(model, name: str) -> dict:
+  """The tokenizer's special ids, for the kernels that take them (as ``jaxplain.attribute``)."""
   tok = model.tokenizer
   ids = dict(pad_id=tok.pad_token_id, mask_id=tok.mask_token_id, unk_id=tok.unk_token_id)
   ids["special_ids"] = tuple(sorted(set(tok.all_special_ids) - set(ids.values())))
-  return ids
+  accepted = inspect.signature(KERNELS[name]).parameters
+  return {k: v for k, v in ids.items() if k in accepted}
+
+
+def jaxplain_fn(model, name, hyper):
+  return compiled(name, tuple(sorted(dict(dict(hyper), **token_ids(model, name)).items())),
+                  model.forward)
+
+
+def run_jaxplain(model, batches, name, hyper, rows=None):
+  """Times one kernel over all batches; ``rows`` bounds examples x steps per pass (IG's and
+  SmoothGrad's ``chunk_size`` = ``rows // batch``), as Captum's ``internal_batch_size`` does."""
+  if rows and name in ("integrated_gradients", "smoothgrad"):
+    b = max(x.input_ids.shape[0] for _, x in batches)
+    hyper = tuple(hyper) + (("chunk_size", max(1, rows // b)),)
+  fn = jaxplain_fn(model, name, hyper)
+  key = jax.random.key(0)
+  t0 = time.perf_counter()
+  exe = {}
+  for _, b in batches:  # compile every bucket shape once, ahead of time (excluded, nothing run)
+    if b.input_ids.shape not in exe:
+      exe[b.input_ids.shape] = fn.lower(model.params, b, None, key).compile()
+  compile_s = time.perf_counter() - t0
+  t0, c0 = time.perf_counter(), time.process_time()
+  for _, b in batches:
+    jax.block_until_ready(exe[b.input_ids.shape](model.params, b, None, key))
+  return (time.perf_counter() - t0, time.process_time() - c0), compile_s, len(exe)
 
 
 class CaptumRunner:
@@ -189,7 +227,7 @@ class CaptumRunner:
 
   def tensors(self, ids, mask, types):
     t = self.torch
-    ids, mask, types = (t.tensor(np.asarray(a), dtype=t.long) for a in (ids, mask, types))
+    ids, mask, types = (t.as_tensor(np.asarray(a), dtype=t.long) for a in (ids, mask, types))
     keep = t.zeros_like(ids, dtype=t.bool)
     for s in self.specials:
       keep |= ids == s
@@ -213,26 +251,75 @@ class CaptumRunner:
 
 
 def time_captum(runner, method, batches, internal_batch_size=None):
-  t0 = time.perf_counter()
+  """``(wall s, CPU s of this process, all threads)``."""
+  t0, c0 = time.perf_counter(), time.process_time()
   for b in batches:
     runner.run(method, *b, internal_batch_size=internal_batch_size)
-  return time.perf_counter() - t0
+  return time.perf_counter() - t0, time.process_time() - c0
 
 
-def memory_child(steps: int, chunk: int) -> None:
-  """Subprocess body: IG with ``steps`` on one 512-token input, chunked; prints JSON."""
+def memory_child(steps: int, chunk: int, unchunked: bool) -> None:
+  """Subprocess body: IG with ``steps`` on one 512-token input, chunked; prints JSON lines.
+
+  XLA's memory analysis of the compiled program comes first (printed at once), then the run and
+  this process's peak resident memory (``ru_maxrss``: Python, the model, XLA, the run), and last,
+  with ``unchunked``, the analysis of the same program without chunking (compiled, never run;
+  after the measurement, so its compile cannot raise the peak measured).
+  """
   model, note = load_model()
   words = ("an utterly charming film that never once stoops to easy sentiment " * 80).split()
   batch = model.encode([" ".join(words)], max_length=512).device_part()
   assert batch.input_ids.shape == (1, 512), batch.input_ids.shape
-  fn = compiled("integrated_gradients", tuple(sorted(dict(steps=steps, chunk_size=chunk,
-                                                         **_ids(model)).items())), model.forward)
+  ids = token_ids(model, "integrated_gradients")
+  key = jax.random.key(0)
+
+  def build(c):
+    f = compiled("integrated_gradients", tuple(sorted(dict(steps=steps, chunk_size=c,
+                                                          **ids).items())), model.forward)
+    t0 = time.perf_counter()
+    exe = f.lower(model.params, batch, None, key).compile()
+    seconds = time.perf_counter() - t0
+    try:
+      m = exe.memory_analysis()
+      gib = {"temp_gib": round(m.temp_size_in_bytes / 2 ** 30, 3),
+             "arguments_gib": round(m.argument_size_in_bytes / 2 ** 30, 3)}
+    except Exception as e:  # memory_analysis is best effort on some backends
+      gib = {"temp_gib": f"n/a ({type(e).__name__})"}
+    return exe, dict(chunk_size=c, compile_s=round(seconds, 1), **gib)
+
+  exe, info = build(chunk)
+  rss_compiled = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+  print(json.dumps(dict(stage="compiled (XLA memory analysis)", **info,
+                        peak_rss_gib_so_far=round(rss_compiled, 3), model=note)), flush=True)
   t0 = time.perf_counter()
-  scores = jax.block_until_ready(fn(model.params, batch, None, jax.random.key(0)))
+  scores = jax.block_until_ready(exe(model.params, batch, None, key))
   seconds = time.perf_counter() - t0
   rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB -> GiB on Linux
-  print(json.dumps(dict(peak_rss_gib=rss, seconds=seconds, finite=bool(np.isfinite(
-      np.asarray(scores)).all()), model=note)))
+  stats = jax.devices()[0].memory_stats()
+  print(json.dumps(dict(
+      stage="IG run finished", steps=steps, chunk_size=chunk, tokens=512,
+      peak_rss_gib=round(rss, 3), seconds=round(seconds, 1),
+      finite=bool(np.isfinite(np.asarray(scores)).all()),
+      jax_memory_stats=(None if not stats else {k: v for k, v in stats.items() if "peak" in k}))),
+        flush=True)
+  if unchunked:
+    _, info = build(None)
+    print(json.dumps(dict(stage="unchunked program, compiled only (XLA memory analysis)",
+                          **info)), flush=True)
+
+
+def run_memory(args) -> None:
+  """IG-``--memory-steps`` on one 512-token input in a fresh process; prints its JSON lines."""
+  print(f"\n[memory] IG-{args.memory_steps}, chunk_size={args.memory_chunk}, one 512-token "
+        f"input, fresh process; date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"load average {os.getloadavg()[0]:.1f}", flush=True)
+  cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", "--memory-steps",
+         str(args.memory_steps), "--memory-chunk", str(args.memory_chunk)]
+  if args.memory_unchunked:
+    cmd.append("--memory-unchunked")
+  out = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, check=False)
+  if out.returncode:
+    print(f"[memory] child failed ({out.returncode}): {out.stderr[-800:]}")
 
 
 def main():
@@ -240,28 +327,64 @@ def main():
   p.add_argument("--data", default="/work/shared/data/rotten_tomatoes_corpus_full.csv.bz2")
   p.add_argument("--n", type=int, default=512)
   p.add_argument("--batch", type=int, default=32, help="examples per jaxplain/Captum batch")
+  p.add_argument("--buckets", default=None,
+                 help="comma-separated padded lengths for jaxplain (default: the library's)")
+  p.add_argument("--fine-buckets", default=None,
+                 help="also time jaxplain with these comma-separated padded lengths (a second "
+                      "row; the speed-ups stay relative to the first)")
   p.add_argument("--captum-n", type=int, default=None,
-                 help="examples the Captum loops time (default: all --n)")
+                 help="examples batched Captum times (default: all --n)")
+  p.add_argument("--single-n", type=int, default=None,
+                 help="examples the one-at-a-time Captum loop times (default: --captum-n)")
   p.add_argument("--methods", default="ig50,gxi,smoothgrad10")
   p.add_argument("--memory-steps", type=int, default=300)
-  p.add_argument("--memory-chunk", type=int, default=16)
+  p.add_argument("--memory-chunk", type=int, default=4)
+  p.add_argument("--memory-unchunked", action="store_true",
+                 help="also compile (not run) the unchunked program for XLA's memory estimate")
+  p.add_argument("--rows", type=int, default=160,
+                 help="jaxplain: at most this many examples x steps (or samples) per pass, "
+                      "through chunk_size = rows // batch (memory; 0 = all steps at once)")
+  p.add_argument("--tune-n", type=int, default=8,
+                 help="examples of the mid-length batch Captum's batch-size options are timed "
+                      "on (0: no tuning, IG internal_batch_size 64, SmoothGrad 5 samples)")
   p.add_argument("--skip-memory", action="store_true")
+  p.add_argument("--memory-only", action="store_true", help="only the IG-300 memory run")
   p.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
   args = p.parse_args()
   if args.memory_child:
-    return memory_child(args.memory_steps, args.memory_chunk)
+    return memory_child(args.memory_steps, args.memory_chunk, args.memory_unchunked)
 
+  if args.memory_only:
+    return run_memory(args)
   import torch  # pylint: disable=g-import-not-at-top
-  jax.config.update("jax_default_matmul_precision", "float32")
-  print(f"devices: jax {jax.devices()}, torch threads {torch.get_num_threads()}, "
-        f"os.cpu_count {os.cpu_count()}")
+  import captum  # pylint: disable=g-import-not-at-top
+  started = time.time()
+  print(f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} | jax {jax.__version__} "
+        f"{jax.devices()} | torch {torch.__version__}, {torch.get_num_threads()} threads | "
+        f"captum {captum.__version__} | os.cpu_count {os.cpu_count()} | load average "
+        f"{os.getloadavg()[0]:.1f}")
   model, note = load_model()
-  print(f"model: {note}")
+  if args.buckets:
+    model = dataclasses.replace(model, buckets=tuple(int(b) for b in args.buckets.split(",")))
+  print(f"model: {note}; jaxplain buckets {model.buckets}")
   texts = load_texts(args.data, args.n)
   batches, lengths = bucketed_batches(model, texts, args.batch)
+  padded = sum(int(np.prod(b.input_ids.shape)) for _, b in batches)
   print(f"examples: {len(texts)}; real tokens per example: mean {lengths.mean():.1f}, "
-        f"max {lengths.max()}; {len(batches)} batches of <= {args.batch}, buckets "
-        f"{sorted({b.input_ids.shape[1] for _, b in batches})} (from {BUCKETS})")
+        f"max {lengths.max()}; {len(batches)} batches of <= {args.batch}, padded lengths "
+        f"{sorted({b.input_ids.shape[1] for _, b in batches})}; {lengths.sum()} real tokens "
+        f"padded to {padded} ({100 * (1 - lengths.sum() / padded):.0f}% padding)")
+
+  fine = None
+  if args.fine_buckets:
+    fine_model = dataclasses.replace(model, buckets=tuple(
+        int(b) for b in args.fine_buckets.split(",")))
+    fine_batches, _ = bucketed_batches(fine_model, texts, args.batch)
+    fine_padded = sum(int(np.prod(b.input_ids.shape)) for _, b in fine_batches)
+    fine = (fine_model, fine_batches)
+    print(f"with --fine-buckets {fine_model.buckets}: padded lengths "
+          f"{sorted({b.input_ids.shape[1] for _, b in fine_batches})}; {fine_padded} slots "
+          f"({100 * (1 - lengths.sum() / fine_padded):.0f}% padding)")
 
   torch_model = to_torch(model)
   check = batches[0][1]
@@ -273,56 +396,106 @@ def main():
   ours = np.asarray(model.outputs(check).logits)
   print(f"same weights: max |logit jaxplain - logit torch| = {np.abs(ours - theirs).max():.2e}")
 
-  peak = matmul_peak()
-  print(f"matmul peak (2048^3 f32 jnp.dot, best of 5): {peak / 1e9:.1f} GFLOP/s")
+  peaks = [matmul_peak()]
+  print(f"matmul peak (2048^3 f32 jnp.dot, best of 5): {peaks[0] / 1e9:.1f} GFLOP/s")
   runner = CaptumRunner(torch_model, model.tokenizer)
-  captum_n = min(args.captum_n or len(texts), len(texts))
   rng = np.random.default_rng(0)
+  captum_n = min(args.captum_n or len(texts), len(texts))
+  single_n = min(args.single_n or captum_n, captum_n)
   subset = np.sort(rng.choice(len(texts), captum_n, replace=False))
-  singles = [(np.asarray([model.tokenizer(texts[j])["input_ids"]]),) for j in subset]
-  singles = [(i, np.ones_like(i), np.zeros_like(i)) for (i,) in singles]
-  sub_batches, _ = bucketed_batches(model, [texts[j] for j in subset], args.batch)
-  sub_batches = [(b.input_ids, b.attention_mask, b.token_type_ids) for _, b in sub_batches]
+  single_subset = np.sort(rng.choice(subset, single_n, replace=False))
+  singles = [np.asarray([model.tokenizer(texts[j])["input_ids"]]) for j in single_subset]
+  singles = [(i, np.ones_like(i), np.zeros_like(i)) for i in singles]
+  sub = sorted(subset, key=lambda j: (lengths[j], j))
+  sub_batches = []
+  for s in range(0, len(sub), args.batch):
+    enc = model.tokenizer([texts[j] for j in sub[s:s + args.batch]], padding=True,
+                          return_tensors="np")
+    sub_batches.append((enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]))
+  mid = sub_batches[len(sub_batches) // 2]
+  tune_batch = tuple(a[:args.tune_n] for a in mid)  # a cheap stand-in for a full batch
+  print(f"Captum batched: {captum_n} of the examples in {len(sub_batches)} batches, each padded "
+        f"to its longest; one at a time: {single_n} of those, no padding")
+
+  work = lambda idx, passes: passes * sum(useful_flops(model.config, int(lengths[j])) for j in idx)
   results = {}
   for method in args.methods.split(","):
     name, hyper, passes = METHODS[method]
-    useful = sum(forward_flops(model.config, int(n)) for n in lengths) * 3 * passes
-    useful_sub = sum(forward_flops(model.config, int(lengths[j])) for j in subset) * 3 * passes
-    seconds, compile_s, shapes = run_jaxplain(model, batches, name, hyper)
+    useful = work(range(len(texts)), passes)
+    (seconds, jx_cpu), compile_s, shapes = run_jaxplain(model, batches, name, hyper, args.rows)
     jx = len(texts) / seconds
-    util = useful / seconds / peak
     print(f"\n[{method}] jaxplain: {jx:.2f} ex/s ({seconds:.1f} s for {len(texts)}; compile "
-          f"{compile_s:.1f} s for {shapes} shapes); useful {useful / seconds / 1e9:.1f} GFLOP/s "
-          f"= {100 * util:.1f}% of the matmul peak")
-    # Captum batched: tune internal_batch_size on the first two batches.
+          f"{compile_s:.1f} s for {shapes} shapes); useful {useful / seconds / 1e9:.1f} GFLOP/s",
+          flush=True)
+    fine_row = None
+    if fine:
+      (f_s, f_cpu), f_compile, f_shapes = run_jaxplain(fine[0], fine[1], name, hyper,
+                                                        args.rows)
+      fine_row = (len(texts) / f_s, useful / f_s, len(texts) / f_cpu)
+      print(f"[{method}] jaxplain, fine buckets: {len(texts) / f_s:.2f} ex/s ({f_s:.1f} s; "
+            f"compile {f_compile:.1f} s for {f_shapes} shapes)", flush=True)
+    # Captum batched: tune internal_batch_size / nt_samples_batch_size on one mid-length batch.
     options = [None] if method == "gxi" else (
-        [None, 4 * args.batch, 16 * args.batch] if method == "ig50" else [None, 2, 5])
-    tuned = {}
-    for o in options:
-      tuned[o] = time_captum(runner, method, sub_batches[:2], o)
-    best = min(tuned, key=tuned.get)
-    print(f"[{method}] Captum internal_batch_size tuning on 2 batches: "
-          + ", ".join(f"{k}: {v:.2f} s" for k, v in tuned.items()) + f" -> {best}")
-    cb = time_captum(runner, method, sub_batches, best)
-    cs = time_captum(runner, method, singles, None)
-    cb_rate, cs_rate = captum_n / cb, captum_n / cs
-    print(f"[{method}] Captum batched: {cb_rate:.2f} ex/s ({cb:.1f} s for {captum_n}); "
-          f"useful {useful_sub / cb / 1e9:.1f} GFLOP/s = {100 * useful_sub / cb / peak:.1f}%")
-    print(f"[{method}] Captum one at a time: {cs_rate:.2f} ex/s ({cs:.1f} s for {captum_n}); "
-          f"useful {useful_sub / cs / 1e9:.1f} GFLOP/s = {100 * useful_sub / cs / peak:.1f}%")
-    print(f"[{method}] jaxplain / Captum batched = {jx / cb_rate:.2f}x; jaxplain / Captum "
-          f"one-at-a-time = {jx / cs_rate:.2f}x")
-    results[method] = dict(jaxplain=jx, captum_batched=cb_rate, captum_single=cs_rate,
-                           utilisation=util, compile_s=compile_s)
+        [64, 160] if method == "ig50" else [5, 2])
+    runner.run(method, *singles[0])  # warm-up (first-call overheads), untimed
+    if args.tune_n > 0:
+      tuned = {o: time_captum(runner, method, [tune_batch], o) for o in options}
+    else:  # --tune-n 0: no tuning, the first option
+      tuned = {options[0]: (0.0, 0.0)}
+    best = min(tuned, key=lambda o: tuned[o][0])
+    print(f"[{method}] Captum tuning on one batch of {len(tune_batch[0])}: "
+          + ", ".join(f"{k}: {v[0]:.2f} s" for k, v in tuned.items()) + f" -> {best}", flush=True)
+    cb, cb_cpu = time_captum(runner, method, sub_batches, best)
+    print(f"[{method}] Captum batched: {captum_n / cb:.2f} ex/s ({cb:.1f} s)", flush=True)
+    cs, cs_cpu = time_captum(runner, method, singles, None)
+    print(f"[{method}] Captum one at a time: {single_n / cs:.2f} ex/s ({cs:.1f} s)", flush=True)
+    results[method] = dict(
+        jaxplain=(jx, useful / seconds, len(texts) / jx_cpu),
+        captum_batched=(captum_n / cb, work(subset, passes) / cb, captum_n / cb_cpu),
+        captum_single=(single_n / cs, work(single_subset, passes) / cs, single_n / cs_cpu),
+        compile_s=compile_s, captum_option=best, jaxplain_fine=fine_row)
+
+  peaks.append(matmul_peak())
+  peak = max(peaks)
+  print(f"\nmatmul peak after the runs: {peaks[1] / 1e9:.1f} GFLOP/s; using the larger, "
+        f"{peak / 1e9:.1f} GFLOP/s")
+  print(f"\n| method | runner | N | examples/s | useful GFLOP/s | useful-FLOP util. | "
+        f"jaxplain speed-up (ex/s) | (work-normalised) | examples per CPU-s | "
+        f"speed-up per CPU-s |")
+  print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+  for method, r in results.items():
+    jx_rate, jx_flops, jx_cpu_rate = r["jaxplain"]
+    rows = [("jaxplain (jit, bucketed)", len(texts), r["jaxplain"]),
+            (f"Captum batched ({'internal' if method == 'ig50' else 'nt_samples'}_batch_size="
+             f"{r['captum_option']})" if method != "gxi" else "Captum batched",
+             captum_n, r["captum_batched"]),
+            ("Captum one at a time", single_n, r["captum_single"])]
+    if r["jaxplain_fine"]:
+      rows.insert(1, ("jaxplain, fine buckets", len(texts), r["jaxplain_fine"]))
+    for label, n, (rate, flops, cpu_rate) in rows:
+      ours = label.startswith("jaxplain")
+      speed = "" if ours else f"{jx_rate / rate:.2f}x"
+      norm = "" if ours else f"{jx_flops / flops:.2f}x"
+      cpu = "" if ours else f"{jx_cpu_rate / cpu_rate:.2f}x"
+      print(f"| {LABEL[method]} | {label} | {n} | {rate:.2f} | {flops / 1e9:.1f} | "
+            f"{100 * flops / peak:.0f}% | {speed} | {norm} | {cpu_rate:.2f} | {cpu} |")
+  for method, r in results.items():
+    if r["jaxplain_fine"]:
+      f_rate, f_flops, f_cpu = r["jaxplain_fine"]
+      print(f"{LABEL[method]}, jaxplain with fine buckets: "
+            f"{f_rate / r['captum_batched'][0]:.2f}x Captum batched "
+            f"({f_flops / r['captum_batched'][1]:.2f}x work-normalised, "
+            f"{f_cpu / r['captum_batched'][2]:.2f}x per CPU-s), "
+            f"{f_rate / r['captum_single'][0]:.2f}x one at a time "
+            f"({f_flops / r['captum_single'][1]:.2f}x work-normalised, "
+            f"{f_cpu / r['captum_single'][2]:.2f}x per CPU-s)")
+  print(f"\nwall time of the comparison: {time.time() - started:.0f} s; load average now "
+        f"{os.getloadavg()[0]:.1f}")
 
   if not args.skip_memory:
-    cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", "--memory-steps",
-           str(args.memory_steps), "--memory-chunk", str(args.memory_chunk)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    line = (out.stdout.strip().splitlines() or [out.stderr[-500:]])[-1]
-    print(f"\n[memory] IG-{args.memory_steps}, chunk_size={args.memory_chunk}, one 512-token "
-          f"input, fresh process: {line}")
-  print("\nsummary:", json.dumps(results))
+    run_memory(args)
+  print("\nsummary:", json.dumps({k: {kk: (list(vv) if isinstance(vv, tuple) else vv)
+                                      for kk, vv in v.items()} for k, v in results.items()}))
 
 
 if __name__ == "__main__":

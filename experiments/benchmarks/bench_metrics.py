@@ -1,17 +1,27 @@
 """Faithfulness metrics on device vs a ferret-style per-example string loop, in the same run.
 
-    python experiments/benchmarks/bench_metrics.py --n 1000 [--model DIR] [--data CSV] [--loop-n 100]
+    python experiments/benchmarks/bench_metrics.py --n 1000 [--all-n N] [--loop-n 100]
+        [--model DIR] [--data CSV]
 
-For N Rotten Tomatoes snippets and three explainers (random scores, gradient x input, saliency)
-it computes every faithfulness protocol of ``jaxplain.metrics`` (ERASER comprehensiveness and
-sufficiency at 1/5/10/20/50%, Mask-LRP AOPC/LOdds at 9 levels, MoRF/LeRF deletion, insertion,
-Ali et al.'s AUAC and AU-MSE: 75 perturbed inputs per example) with all levels in one jitted
-forward per batch. The baseline is what ferret does for ERASER comprehensiveness and sufficiency
-(10 perturbed inputs per example): per example and bin, delete the top tokens' ids, decode to a
-string, tokenise again, and run one forward per string. Both sides use the same jitted model.
-Throughput is examples/s after compilation (a warm-up pass is excluded from both); the loop runs
-on the first ``--loop-n`` examples. The model is ``--model``, else ``jaxplain.default_model()``
-when it exists, else MiniLM with a randomly initialised 2-class head (said in the output).
+For N Rotten Tomatoes snippets (fresh/rotten rows, unique texts, first in file order; sorted by
+length and batched, as a sweep does) and three explainers (random scores, gradient x input,
+saliency) it computes on device, with all levels in one jitted forward per batch:
+
+- ERASER comprehensiveness and sufficiency at 1/5/10/20/50% (10 perturbed inputs per example,
+  tokens deleted and the sequence re-packed on device) on the first ``--n`` snippets;
+- every faithfulness protocol of ``jaxplain.metrics`` (ERASER, Mask-LRP AOPC/LOdds at 9 levels,
+  MoRF/LeRF deletion, insertion, Ali et al.'s AUAC and AU-MSE: 75 perturbed inputs per example)
+  on the first ``--all-n`` (default ``--n``).
+
+The baseline is what ferret does for ERASER comprehensiveness and sufficiency: per example and
+bin, delete the top tokens' ids, decode to a string, tokenise again, and run one forward per
+string (plus one for the unperturbed input), on the first ``--loop-n`` snippets. Both sides use
+the same model and explanations (computed beforehand, outside the timings; the loop gets each
+example's scores on its real tokens); the loop's forward is a jitted logits-only function, warmed
+on every padded length first. Throughput is examples/s of the metric computation only, after
+compilation. The ratio compares ERASER on device with the ERASER loop (the same 10 perturbations
+and 1 base forward per example). The model is ``--model``, else ``jaxplain.default_model()``, else
+MiniLM with a randomly initialised 2-class head (said in the output).
 """
 
 import argparse
@@ -28,7 +38,7 @@ import numpy as np
 from flax import nnx
 
 import jaxplain
-from jaxplain.contracts import Batch
+from jaxplain.contracts import Batch, Taps
 from jaxplain.metrics import faithfulness as fm
 from jaxplain.metrics import read_dataset
 
@@ -53,8 +63,10 @@ def minilm_with_random_head(seed: int = 0):
 def load(model_arg: str | None):
   if model_arg:
     return jaxplain.load_model(model_arg), None
-  if hasattr(jaxplain, "default_model"):
+  try:
     return jaxplain.default_model(), None
+  except (AttributeError, jaxplain.ModelLoadError):
+    pass
   return minilm_with_random_head(), ("NOTE: jaxplain.default_model() is not available; using "
                                      "all-MiniLM-L6-v2 with a RANDOMLY INITIALISED 2-class head "
                                      "(predictions are arbitrary; timings are what this measures).")
@@ -73,11 +85,24 @@ def named(method):
   return fn
 
 
-def batches(model, texts, size):
-  for start in range(0, len(texts), size):
-    chunk = texts[start:start + size]
-    chunk = chunk + [chunk[0]] * (size - len(chunk))
-    yield start, model.encode(chunk, max_length=64)
+def sorted_batches(model, texts, size):
+  """Texts sorted by token length (stable), ``size`` per batch, the last one filled with copies
+  of its first text: ``[(n_real_rows, Batch)]``."""
+  lengths = [len(ids) for ids in model.tokenizer(texts, truncation=True,
+                                                 max_length=64)["input_ids"]]
+  order = np.argsort(lengths, kind="stable")
+  ordered = [texts[i] for i in order]
+  out = []
+  for start in range(0, len(ordered), size):
+    chunk = ordered[start:start + size]
+    n = len(chunk)
+    chunk = chunk + [chunk[0]] * (size - n)
+    out.append((n, model.encode(chunk, max_length=64)))
+  sorted_batches.order[id(out)] = ordered
+  return out
+
+
+sorted_batches.order = {}  # id(batches) -> the texts in batch order
 
 
 @functools.cache
@@ -86,49 +111,87 @@ def runner(forward):
   return jax.jit(functools.partial(fm.run_protocols, forward), static_argnums=(3,))
 
 
-def device_metrics(model, texts, explain, protos, size):
-  """Explains and measures all texts; returns (per-example dict, explain s, metric s)."""
-  run = runner(model.forward)
-  out, t_explain, t_metric = {}, 0.0, 0.0
-  for start, batch in batches(model, texts, size):
-    n = min(size, len(texts) - start)
+def explain_all(model, batches, explain):
+  """Targets (predicted class) and scores per batch, computed before any metric is timed."""
+  out = []
+  for n, batch in batches:
     target = np.asarray(model(batch)).argmax(-1).astype(np.int32)
+    out.append((n, batch, target, np.asarray(explain(model, batch, target), np.float32)))
+  return out
+
+
+def _device_args(model, batch, scores, target):
+  dev = Batch(*(jnp.asarray(x) for x in (batch.input_ids, batch.attention_mask,
+                                         batch.token_type_ids, batch.word_ids)))
+  return model.params, dev, jnp.asarray(scores), jnp.asarray(target)
+
+
+_EXECUTABLES = {}
+
+
+def compile_metrics(model, explained, protos):
+  """Ahead-of-time compiles ``run_protocols`` for every padded shape (nothing is run)."""
+  for _, batch, target, scores in explained:
+    k = (batch.input_ids.shape, protos)
+    if k not in _EXECUTABLES:
+      p, dev, s, t = _device_args(model, batch, scores, target)
+      _EXECUTABLES[k] = runner(model.forward).lower(p, dev, s, protos, t).compile()
+
+
+def device_metrics(model, explained, protos):
+  """All protocols on device for pre-explained, pre-compiled batches: (per-example dict, s)."""
+  out, seconds = {}, 0.0
+  for n, batch, target, scores in explained:
     t0 = time.perf_counter()
-    scores = np.asarray(explain(model, batch, target), np.float32)
-    t1 = time.perf_counter()
-    dev = Batch(*(jnp.asarray(x) for x in (batch.input_ids, batch.attention_mask,
-                                           batch.token_type_ids, batch.word_ids)))
-    res = jax.block_until_ready(run(model.params, dev, jnp.asarray(scores), protos,
-                                    jnp.asarray(target)))
-    t_explain, t_metric = t_explain + t1 - t0, t_metric + time.perf_counter() - t1
+    exe = _EXECUTABLES[(batch.input_ids.shape, protos)]
+    res = jax.block_until_ready(exe(*_device_args(model, batch, scores, target)))
+    seconds += time.perf_counter() - t0
     for k, v in res.items():
       if np.ndim(v) == 1:
         out.setdefault(k, []).append(np.asarray(v)[:n])
-  return {k: np.concatenate(v) for k, v in out.items()}, t_explain, t_metric
+  return {k: np.concatenate(v) for k, v in out.items()}, seconds
 
 
-def ferret_loop(model, texts, explain, bins=fm.ERASER_BINS):
-  """ERASER comprehensiveness/sufficiency AOPC as ferret computes them: strings, one at a time."""
-  tok = model.tokenizer
+def per_example(explained):
+  """``[(ids of real tokens, scores of real tokens, target)]`` in the device order."""
+  out = []
+  for n, batch, target, scores in explained:
+    mask = np.asarray(batch.attention_mask).astype(bool)
+    ids = np.asarray(batch.input_ids)
+    for r in range(n):
+      out.append((ids[r][mask[r]], scores[r][mask[r]], int(target[r])))
+  return out
+
+
+@functools.cache
+def logits_fn(forward):
+  return jax.jit(lambda p, b: forward(p, b, Taps()).logits)
+
+
+def ferret_loop(model, examples, bins=fm.ERASER_BINS):
+  """ERASER comprehensiveness/sufficiency AOPC as ferret computes them: strings, one at a time.
+
+  Per example: the unperturbed probability, then per bin the top ``ceil(k% n)`` tokens (of the
+  ``n`` tokens between ``[CLS]`` and ``[SEP]``) deleted (comprehensiveness) or kept
+  (sufficiency), decoded to a string, re-tokenised and run through the model alone.
+  """
+  tok, f = model.tokenizer, logits_fn(model.forward)
+
+  def prob(text):
+    b = model.encode([text or tok.unk_token], max_length=64).device_part()
+    return np.asarray(jax.nn.softmax(f(model.params, b), -1))[0]
+
   comp, suff = [], []
-  for text in texts:
-    batch = model.encode([text], max_length=64)
-    probs = np.asarray(jax.nn.softmax(model(batch), -1))[0]
-    y = int(probs.argmax())
-    scores = np.asarray(explain(model, batch, np.asarray([y], np.int32)), np.float32)[0]
-    n_real = int(np.asarray(batch.attention_mask)[0].sum())
-    ids = np.asarray(batch.input_ids)[0, 1:n_real - 1]     # drop [CLS]/[SEP] (remove_first_last)
-    s = scores[1:n_real - 1]
+  for ids, scores, y in examples:
+    p0 = prob(tok.decode(ids[1:-1].tolist()))[y]
+    inner, s = ids[1:-1], scores[1:-1]          # drop [CLS]/[SEP] (ferret: remove_first_last)
     order = np.argsort(-s, kind="stable")
     c_k, s_k = [], []
     for b in bins:
-      k = min(math.ceil(b / 100 * len(ids) - 1e-9), len(ids))
+      k = min(math.ceil(b / 100 * len(inner) - 1e-9), len(inner))
       top = np.sort(order[:k])
-      for kind, kept in (("comp", np.delete(ids, top)), ("suff", ids[top])):
-        perturbed = tok.decode(kept.tolist())
-        p = np.asarray(jax.nn.softmax(model(model.encode([perturbed or tok.unk_token],
-                                                          max_length=64)), -1))[0, y]
-        (c_k if kind == "comp" else s_k).append(probs[y] - p)
+      c_k.append(p0 - prob(tok.decode(np.delete(inner, top).tolist()))[y])
+      s_k.append(p0 - prob(tok.decode(inner[top].tolist()))[y])
     comp.append(np.mean(c_k))
     suff.append(np.mean(s_k))
   return np.asarray(comp), np.asarray(suff)
@@ -137,6 +200,8 @@ def ferret_loop(model, texts, explain, bins=fm.ERASER_BINS):
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--n", type=int, default=1000)
+  parser.add_argument("--all-n", type=int, default=None,
+                      help="snippets for the all-protocols run (default --n)")
   parser.add_argument("--loop-n", type=int, default=100)
   parser.add_argument("--batch-size", type=int, default=32)
   parser.add_argument("--model", default=None)
@@ -144,12 +209,15 @@ def main(argv=None):
   parser.add_argument("--out", default=None, help="write the results as JSON here")
   args = parser.parse_args(argv)
 
+  started = time.time()
   model, note = load(args.model)
   if note:
     print(note)
   texts, _ = read_dataset(args.data, label_column="category",
                           label_map={"rotten": 0, "fresh": 1})
-  texts = list(dict.fromkeys(texts))[:args.n]
+  texts = list(dict.fromkeys(t.strip() for t in texts if t.strip()))[:args.n]
+  all_n = min(args.all_n or len(texts), len(texts))
+  loop_n = min(args.loop_n, len(texts))
   tok = model.tokenizer
   all_protos = (
       fm.comprehensiveness_protocol(), fm.sufficiency_protocol(),
@@ -160,45 +228,70 @@ def main(argv=None):
   levels = lambda ps: sum(r.levels for p in ps for r in p.removals)
   methods = {"random": random_scores, "gradient_x_input": named("gradient_x_input"),
              "saliency": named("saliency")}
-  print(f"model: {model.name}; {len(texts)} snippets; batch {args.batch_size}; "
-        f"devices: {jax.devices()}")
-  results = {"model": model.name, "note": note, "n": len(texts), "loop_n": args.loop_n,
-             "levels_all": levels(all_protos), "levels_eraser": levels(eraser), "methods": {}}
+  print(f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; model: {model.name}; "
+        f"devices: {jax.devices()}; cores {os.cpu_count()}; load average "
+        f"{os.getloadavg()[0]:.1f}")
+  eraser_batches = sorted_batches(model, texts, args.batch_size)
+  all_batches = sorted_batches(model, texts[:all_n], min(args.batch_size, all_n))
+  loop_batches = sorted_batches(model, texts[:loop_n], args.batch_size)
+  print(f"ERASER on device: {len(texts)} snippets; all {levels(all_protos)} levels on device: "
+        f"{all_n}; ferret-style loop: {loop_n}; batch {args.batch_size}, sorted by length, "
+        f"padded lengths {sorted({b.input_ids.shape[1] for _, b in eraser_batches})}")
+  results = {"model": model.name, "note": note, "n": len(texts), "all_n": all_n,
+             "loop_n": loop_n, "levels_all": levels(all_protos), "levels_eraser": levels(eraser),
+             "methods": {}}
+  compiled_once = False
   for name, explain in methods.items():
-    device_metrics(model, texts[:args.batch_size], explain, all_protos, args.batch_size)  # warm
-    device_metrics(model, texts[:args.batch_size], explain, eraser, args.batch_size)
-    vals, t_exp, t_all = device_metrics(model, texts, explain, all_protos, args.batch_size)
-    vals_e, _, t_eraser = device_metrics(model, texts, explain, eraser, args.batch_size)
-    loop_texts = texts[:args.loop_n]
-    lengths = [len(model.encode([t]).input_ids[0]) for t in loop_texts]   # padded bucket
-    ferret_loop(model, [loop_texts[lengths.index(b)] for b in sorted(set(lengths))], explain)
+    explained = explain_all(model, eraser_batches, explain)
+    explained_all = explain_all(model, all_batches, explain)
+    explained_loop = explain_all(model, loop_batches, explain)
+    if not compiled_once:  # one compile per (protocol set, padded length), shared by all methods
+      t0 = time.perf_counter()
+      compile_metrics(model, explained, eraser)
+      compile_metrics(model, explained_all, all_protos)
+      print(f"compile (ahead of time, {len(_EXECUTABLES)} programs): "
+            f"{time.perf_counter() - t0:.0f} s", flush=True)
+      compiled_once = True
+    vals_e, t_eraser = device_metrics(model, explained, eraser)
+    by_text = dict(zip(sorted_batches.order[id(eraser_batches)], vals_e["comprehensiveness"]))
+    device_comp_loop_set = float(np.mean([by_text[t] for t in texts[:loop_n]]))
+    vals, t_all = device_metrics(model, explained_all, all_protos)
+    examples = per_example(explained_loop)
+    by_len = {}
+    for ex in examples:       # warm the loop's forward on every padded length it will meet
+      by_len.setdefault(len(ex[0]), ex)
+    ferret_loop(model, list(by_len.values()))
     t0 = time.perf_counter()
-    comp, suff = ferret_loop(model, loop_texts, explain)
+    comp, suff = ferret_loop(model, examples)
     t_loop = time.perf_counter() - t0
     row = {
-        "explain_s": t_exp,
-        "all_metrics_s": t_all, "all_metrics_ex_per_s": len(texts) / t_all,
+        "all_metrics_s": t_all, "all_metrics_ex_per_s": all_n / t_all,
         "eraser_s": t_eraser, "eraser_ex_per_s": len(texts) / t_eraser,
-        "loop_eraser_s": t_loop, "loop_eraser_ex_per_s": len(loop_texts) / t_loop,
-        "speedup_eraser": (len(texts) / t_eraser) / (len(loop_texts) / t_loop),
-        "comprehensiveness": float(np.mean(vals["comprehensiveness"])),
-        "sufficiency": float(np.mean(vals["sufficiency"])),
-        "aopc": float(np.mean(vals["aopc"])), "log_odds": float(np.mean(vals["log_odds"])),
-        "auac": float(np.mean(vals["auac"])), "au_mse": float(np.mean(vals["au_mse"])),
+        "loop_eraser_s": t_loop, "loop_eraser_ex_per_s": loop_n / t_loop,
+        "speedup_eraser": (len(texts) / t_eraser) / (loop_n / t_loop),
+        **{k: float(np.mean(vals[k])) for k in ("comprehensiveness", "sufficiency", "aopc",
+                                                 "log_odds", "auac", "au_mse")},
         "loop_comprehensiveness": float(comp.mean()), "loop_sufficiency": float(suff.mean()),
-        "device_comprehensiveness_same_examples":
-            float(vals_e["comprehensiveness"][:len(loop_texts)].mean()),
+        "device_comprehensiveness_loop_set": device_comp_loop_set,
     }
     results["methods"][name] = row
-    print(f"\n[{name}] explain {t_exp:.2f}s | all {levels(all_protos)} levels: {t_all:.2f}s = "
-          f"{row['all_metrics_ex_per_s']:.1f} ex/s | ERASER on device: "
-          f"{row['eraser_ex_per_s']:.1f} ex/s | ferret-style loop: "
-          f"{row['loop_eraser_ex_per_s']:.2f} ex/s | speed-up x{row['speedup_eraser']:.1f}")
-    print(f"  comp {row['comprehensiveness']:.4f} suff {row['sufficiency']:.4f} "
-          f"AOPC {row['aopc']:.4f} LOdds {row['log_odds']:.4f} AUAC {row['auac']:.4f} "
-          f"AU-MSE {row['au_mse']:.4f} | loop comp {row['loop_comprehensiveness']:.4f} vs "
-          f"device {row['device_comprehensiveness_same_examples']:.4f} on the same "
-          f"{len(loop_texts)} (re-tokenising changes inputs)")
+    print(f"[{name}] ERASER on device {t_eraser:.1f} s | all protocols {t_all:.1f} s | "
+          f"ferret-style loop {t_loop:.1f} s", flush=True)
+    print(f"  all protocols (first {all_n}): comp {row['comprehensiveness']:.4f} suff "
+          f"{row['sufficiency']:.4f} AOPC {row['aopc']:.4f} LOdds {row['log_odds']:.4f} AUAC "
+          f"{row['auac']:.4f} AU-MSE {row['au_mse']:.4f} | ERASER comprehensiveness on the "
+          f"loop's {loop_n}: device {device_comp_loop_set:.4f}, loop "
+          f"{row['loop_comprehensiveness']:.4f} (re-tokenised strings are not the device's "
+          f"re-packed ids, so they differ somewhat)", flush=True)
+
+  print(f"\n| explainer | ERASER on device, ex/s (N={len(texts)}) | all "
+        f"{levels(all_protos)} levels on device, ex/s (N={all_n}) | ferret-style loop, ERASER, "
+        f"ex/s (N={loop_n}) | speed-up (ERASER) |")
+  print("|---|---:|---:|---:|---:|")
+  for name, row in results["methods"].items():
+    print(f"| {name} | {row['eraser_ex_per_s']:.1f} | {row['all_metrics_ex_per_s']:.1f} | "
+          f"{row['loop_eraser_ex_per_s']:.2f} | {row['speedup_eraser']:.1f}x |")
+  print(f"\nwall time {time.time() - started:.0f} s; load average now {os.getloadavg()[0]:.1f}")
   if args.out:
     with open(args.out, "w") as f:
       json.dump(results, f, indent=2)
