@@ -154,7 +154,7 @@ def baseline_embeddings(forward: Forward, params: Params, batch: Batch,
 def integrated_gradients(forward: Forward, params: Params, batch: Batch,
                          target: Target = None, *, key: PRNGKeyArray | None = None,
                          steps: int = 50, quadrature: str = "gausslegendre",
-                         baseline: Any = "pad", chunk_size: int | None = None,
+                         baseline: Any = "pad", chunk_size: int | str | None = "auto",
                          embeddings: Float[Array, "B T E"] | None = None,
                          pad_id: int = 0, mask_id: int = 103, unk_id: int = 100,
                          special_ids: tuple[int, ...] = (101, 102)) -> Float[Array, "B T"]:
@@ -179,8 +179,9 @@ def integrated_gradients(forward: Forward, params: Params, batch: Batch,
       ``"riemann_right"``, ``"riemann_middle"``, ``"riemann_trapezoid"`` (Captum: ``method``).
     baseline: ``"pad"`` (default), ``"mask"``, ``"unk"``, ``"zero"`` or an array ``[B, T, E]``
       / ``[T, E]``; see :func:`baseline_embeddings`.
-    chunk_size: steps per chunk (``None``: all at once). Captum: ``internal_batch_size``
-      (which counts examples x steps).
+    chunk_size: steps per chunk; ``None``: all at once; ``"auto"`` (default): as many as keep
+      ``chunk * B * T <= 8192`` token rows (``_quadrature.AUTO_TOKEN_ROWS``). Captum:
+      ``internal_batch_size`` (which counts examples x steps).
     embeddings: ``[B, T, E]`` the input ``x`` (default: the batch's own word embeddings). The
       baseline is built from the batch's own embeddings either way (its special tokens keep
       their clean embeddings), so with noisy ``embeddings`` it stays fixed, as in Captum's
@@ -219,7 +220,7 @@ def integrated_gradients(forward: Forward, params: Params, batch: Batch,
     return weight * jnp.sum(g * diff, axis=-1)
 
   nodes = (jnp.asarray(alphas, jnp.float32), jnp.asarray(weights, jnp.float32))
-  shares = map_steps(step_fn, nodes, chunk_size)  # [S, B, T]
+  shares = map_steps(step_fn, nodes, chunk_size, rows=batch.input_ids.size)  # [S, B, T]
   return masked(jnp.sum(shares, axis=0), batch.attention_mask)
 
 

@@ -67,7 +67,7 @@ def layer_integrated_gradients(forward: Forward, params: Params, batch: Batch,
                                target: Target = None, *, key: PRNGKeyArray | None = None,
                                steps: int = 50, quadrature: str = "gausslegendre",
                                baseline: Any = "pad", path: str = "inputs",
-                               chunk_size: int | None = None,
+                               chunk_size: int | str | None = "auto",
                                embeddings: Float[Array, "B T E"] | None = None,
                                pad_id: int = 0, mask_id: int = 103, unk_id: int = 100,
                                special_ids: tuple[int, ...] = (101, 102)
@@ -135,7 +135,7 @@ def layer_integrated_gradients(forward: Forward, params: Params, batch: Batch,
       g, _ = hidden_grads(forward, params, batch, target, x0 + alpha * (x - x0))
       return weight * jnp.sum(g * dh, axis=-1)
 
-    rows = jnp.sum(map_steps(step_fn, nodes, chunk_size), axis=0)
+    rows = jnp.sum(map_steps(step_fn, nodes, chunk_size, rows=batch.input_ids.size), axis=0)
   else:
     per_layer = []
     for layer in range(h1.shape[0]):
@@ -148,6 +148,7 @@ def layer_integrated_gradients(forward: Forward, params: Params, batch: Batch,
         g = jax.grad(grad_at)(h0[layer] + alpha * dh[layer])
         return weight * jnp.sum(g * dh[layer], axis=-1)
 
-      per_layer.append(jnp.sum(map_steps(step_fn, nodes, chunk_size), axis=0))
+      per_layer.append(jnp.sum(map_steps(step_fn, nodes, chunk_size, rows=batch.input_ids.size),
+                               axis=0))
     rows = jnp.stack(per_layer)
   return masked(rows, batch.attention_mask[None])

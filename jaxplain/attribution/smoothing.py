@@ -92,7 +92,7 @@ def _check(kind: str, samples: Any, stdev: Any, chunk_size: Any) -> None:
 
 
 def noise_tunnel(method: Method, *, kind: str = "smoothgrad", samples: int = 10,
-                 stdev: float = 0.15, chunk_size: int | None = None) -> Method:
+                 stdev: float = 0.15, chunk_size: int | str | None = "auto") -> Method:
   r"""Wraps ``method`` into its noise-tunnel version (Captum ``NoiseTunnel``).
 
   .. math:: \mathrm{SG}(x) = \frac1K \sum_k m(x + \epsilon^{(k)}), \quad
@@ -137,11 +137,12 @@ def noise_tunnel(method: Method, *, kind: str = "smoothgrad", samples: int = 10,
       if noise.ndim != 4 or tuple(noise.shape[1:]) != tuple(x.shape):
         raise InputError(f"noise has shape {tuple(noise.shape)}; it must be [K, B, T, E] with "
                          f"[B, T, E] = {tuple(x.shape)}.")
-      scores = map_steps(lambda n: run(x + n.astype(jnp.float32)), noise, chunk_size)
+      scores = map_steps(lambda n: run(x + n.astype(jnp.float32)), noise, chunk_size,
+                         rows=batch.input_ids.size)
     else:
       keys = example_keys(key, x.shape[0])
       scores = map_steps(lambda k: run(x + embedding_noise(keys, k, x.shape[1:], stdev)),
-                         jnp.arange(samples), chunk_size)
+                         jnp.arange(samples), chunk_size, rows=batch.input_ids.size)
     return masked(reduce_samples(scores, kind), batch.attention_mask)  # [B, T]
 
   return smoothed
@@ -151,7 +152,7 @@ def _kernel(kind: str) -> Callable[..., Float[Array, "B T"]]:
 
   def kernel(forward: Forward, params: Params, batch: Batch, target: Target = None, *,
              key: PRNGKeyArray | None = None, base: str = "saliency", samples: int = 10,
-             stdev: float = 0.15, chunk_size: int | None = None,
+             stdev: float = 0.15, chunk_size: int | str | None = "auto",
              noise: Float[Array, "K B T E"] | None = None, pad_id: int = 0, mask_id: int = 103,
              unk_id: int = 100, special_ids: tuple[int, ...] = (101, 102),
              **base_hyper: Any) -> Float[Array, "B T"]:
