@@ -2,6 +2,7 @@
 
     jaxplain report runs/sweep -o report.html
     jaxplain report runs/sweep --heads heads/head_masks.json --max-examples 200
+    jaxplain diffmask explain - --gates runs/dm --json < texts.txt > runs/sweep/diffmask.json
 
 The page has the explainer leaderboard (every method x every metric, mean and 95% bootstrap
 interval, time per example; sortable), metric curves, per-example word heatmaps of all methods
@@ -31,6 +32,10 @@ def report(
     heads: Annotated[Optional[str], typer.Option(
         "--heads", help="A head_masks.json from `jaxplain heads` to show as a layer x head "
         "grid [default: SWEEP_DIR/head_masks.json when present].", show_default=False)] = None,
+    diffmask: Annotated[Optional[str], typer.Option(
+        "--diffmask", help="The JSON of `jaxplain diffmask explain --json` to show as layer x "
+        "token maps [default: SWEEP_DIR/diffmask.json when present].", show_default=False)
+                        ] = None,
     max_examples: Annotated[int, typer.Option(
         "--max-examples", min=0, help="Examples embedded as heatmaps (the rest are counted).")
                             ] = 1000,
@@ -44,7 +49,8 @@ def report(
   from jaxplain.viz.report import render_report  # pylint: disable=g-import-not-at-top
   from jaxplain.viz.report_data import load_sweep  # pylint: disable=g-import-not-at-top
   out = output if output is not None else os.path.join(sweep_dir, "report.html")
-  data = load_sweep(sweep_dir, head_masks=heads, max_examples=max_examples)
+  data = load_sweep(sweep_dir, head_masks=heads, diffmask=diffmask,
+                   max_examples=max_examples)
   _common.check_writable(out)
   if title is not None:
     data.title = title

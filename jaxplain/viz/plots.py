@@ -252,3 +252,36 @@ def plot_head_grid(values: np.ndarray, *, title: str = "", label: str = "head ma
     ax.set_title(title, fontsize=9)
   return fig
 
+
+
+def plot_report(data: Any, *, examples: int = 3, width: float = 8.0) -> dict[str, Any]:
+  """Every figure of a report's data as matplotlib figures: the report page without the page.
+
+  Args:
+    data: a :class:`~jaxplain.viz.report_data.ReportData` (e.g. from
+      :func:`~jaxplain.viz.report_data.load_sweep`).
+    examples: word heatmaps of this many examples (one figure per example and method).
+    width: heatmap width in inches.
+  Returns:
+    ``{name: Figure}`` in page order: ``"leaderboard"`` (when there are metrics), each curve by
+    its name, ``"heatmap/<example id>/<method>"``, ``"diffmask/<example id>"``,
+    ``"heads/<k>"``.
+  Example:
+    >>> for name, fig in plot_report(load_sweep("runs/sweep")).items():    # doctest: +SKIP
+    ...   fig.savefig(name.replace("/", "_") + ".svg")
+  """
+  figs: dict[str, Any] = {}
+  if data.methods and data.metric_names():
+    figs["leaderboard"] = plot_leaderboard(data.leaderboard())
+  for curve in data.curves:
+    figs[curve.name] = plot_curves(curve, methods=data.methods)
+  for ex in data.examples[:max(0, examples)]:
+    for m in data.methods:
+      if m in ex.words:
+        words, scores = ex.words[m]
+        figs[f"heatmap/{ex.id}/{m}"] = word_heatmap(words, scores, title=m, width=width)
+  for d in data.diffmask:
+    figs[f"diffmask/{d.example_id}"] = plot_layer_tokens(d.keep, d.tokens, title=d.title)
+  for k, g in enumerate(data.head_grids):
+    figs[f"heads/{k}"] = plot_head_grid(g.values, title=g.title, label=g.label)
+  return figs

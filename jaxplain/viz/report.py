@@ -255,6 +255,28 @@ def leaderboard_html(data: ReportData, *, resamples: int = 1000, seed: int = 0) 
           'better; the best mean per column is bold. Click a header to sort.</p>')
 
 
+def word_gaps(text: str, words: list[str]) -> list[str]:
+  """What goes before each word: ``""`` where the text writes it against the previous one.
+
+  Words are found in ``text`` in order (case-insensitively); a word that is not found, and the
+  one after it, get a single space. So ``don't`` and ``<b>`` read as written, not as the
+  tokenizer's pieces ``don ' t``.
+  """
+  low, pos, gaps, found = text.lower(), 0, [], True
+  for k, w in enumerate(words):
+    at = low.find(str(w).lower(), pos) if w else -1
+    if k == 0:
+      gaps.append("")
+    elif at < 0 or not found:
+      gaps.append(" ")
+    else:
+      gaps.append("" if at == pos else " ")
+    found = at >= 0
+    if found:
+      pos = at + len(str(w))
+  return gaps
+
+
 def _example_html(ex: ReportExample, methods: list[str], index: int, hidden: bool) -> str:
   meta = [f"<b>#{jh.escape(ex.id)}</b>"]
   if ex.label is not None:
@@ -270,7 +292,8 @@ def _example_html(ex: ReportExample, methods: list[str], index: int, hidden: boo
     words, scores = ex.words[m]
     scores = np.asarray(scores, np.float64)
     norm = jh.normalise(scores)
-    spans = " ".join(jh.score_span(w, s, v) for w, s, v in zip(words, scores, norm))
+    spans = "".join(gap + jh.score_span(w, s, v)
+                    for gap, w, s, v in zip(word_gaps(ex.text, words), words, scores, norm))
     cells.append(f'<div class="jx-cell" data-method="{jh.escape(m)}">'
                  f'<div class="jx-name">{jh.escape(m)}</div><div class="jx-text">{spans}</div>'
                  "</div>")

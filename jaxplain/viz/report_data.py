@@ -195,6 +195,9 @@ MANIFEST = "manifest.json"
 """The merged manifest a finished sweep writes (``jaxplain.corpus.output.MANIFEST``)."""
 HEAD_MASKS = "head_masks.json"
 """Head masks looked for in a sweep directory (what ``jaxplain heads`` writes)."""
+DIFFMASK = "diffmask.json"
+"""DiffMask keep probabilities looked for in a sweep directory: the output of
+``jaxplain diffmask explain --json ... > SWEEP_DIR/diffmask.json``."""
 NOT_LEADERBOARD = ("delta",)
 """Per-example float columns that are diagnostics, not explainer metrics (IG convergence)."""
 
@@ -308,8 +311,25 @@ def _curve_x(name: str, levels: int, manifest: dict[str, Any]) -> tuple[np.ndarr
     return np.asarray(given, np.float64), "removal level"
   if name.startswith(("comprehensiveness", "sufficiency")) and levels == 5:
     return np.asarray([0.01, 0.05, 0.1, 0.2, 0.5]), "fraction of tokens removed (ERASER bins)"
+  if name.startswith(("aopc", "log_odds")):  # Mask-LRP: g = linspace(0, 1, K + 1)[1:]
+    return np.linspace(0.0, 1.0, levels + 1)[1:], "fraction of tokens replaced by [PAD]"
   return np.linspace(0.0, 1.0, levels), "fraction of tokens " + (
       "inserted" if "insertion" in name or name.startswith("auac") else "removed")
+
+
+def _curve_ylabel(name: str) -> str:
+  """What a curve's values are, from its column name (``docs/sweep_schema.md``)."""
+  if name.startswith("comprehensiveness"):
+    return "p(target) drop, top-k% removed"
+  if name.startswith("sufficiency"):
+    return "p(target) drop, only top-k% kept"
+  if name.startswith("log_odds"):
+    return "log p(target | removed) / p(target)"
+  if name.startswith("aopc"):
+    return "p(target) drop"
+  if name.startswith("au_mse"):
+    return "squared error"
+  return "p(target)"
 
 
 def _label_name(value: Any, labels: Sequence[str]) -> str | None:
@@ -320,6 +340,7 @@ def _label_name(value: Any, labels: Sequence[str]) -> str | None:
 
 
 def load_sweep(path: str | os.PathLike, *, head_masks: str | os.PathLike | None = None,
+               diffmask: str | os.PathLike | None = None,
                max_examples: int = 1000) -> ReportData:
   """A sweep's output directory as :class:`ReportData` (what ``jaxplain report`` renders).
 
@@ -334,12 +355,16 @@ def load_sweep(path: str | os.PathLike, *, head_masks: str | os.PathLike | None 
     path: the sweep's ``--output`` directory.
     head_masks: a ``head_masks.json`` from ``jaxplain heads`` (default: the directory's own
       ``head_masks.json``, when present).
+    diffmask: the JSON of ``jaxplain diffmask explain --json`` (default: the directory's own
+      ``diffmask.json``, when present), drawn as layer x token maps.
     max_examples: examples whose word scores are kept for heatmaps.
   Returns:
     A :class:`ReportData`.
   Raises:
     InputError: no such directory, no sweep output in it, shards without a manifest, a
-      manifest from another sweep schema version, an unreadable manifest.
+      manifest from another sweep schema version, an unreadable manifest, an unreadable
+      ``head_masks`` or ``diffmask`` file given explicitly (the directory's own ones, when
+      unreadable, are skipped with a note in :attr:`ReportData.missing`).
   """
   import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
   directory = os.path.abspath(os.path.expanduser(os.fspath(path)))
@@ -377,6 +402,7 @@ def load_sweep(path: str | os.PathLike, *, head_masks: str | os.PathLike | None 
   data.seconds_per_example = {m: float(seconds[m]) for m in methods if m in seconds}
   data.meta = _meta(directory, manifest, config, model, seconds)
   _add_head_masks(data, directory, head_masks)
+  _add_diffmask(data, directory, diffmask)
   return data
 
 
@@ -465,7 +491,7 @@ def _read_curves(data: ReportData, curve_cols: dict, manifest: dict[str, Any]) -
     levels = next(iter(values.values())).shape[1]
     x, xlabel = _curve_x(key, levels, manifest)
     values = {m: v for m, v in values.items() if v.shape[1] == levels}
-    data.curves.append(Curve(key, x, values, xlabel=xlabel, ylabel="p(target)"))
+    data.curves.append(Curve(key, x, values, xlabel=xlabel, ylabel=_curve_ylabel(key)))
 
 
 def _meta(directory: str, manifest: dict[str, Any], config: dict[str, Any],
@@ -490,10 +516,12 @@ def _meta(directory: str, manifest: dict[str, Any], config: dict[str, Any],
   return meta
 
 
-def _add_head_masks(data: ReportData, directory: str,
-                    path: str | os.PathLike | None) -> None:
+def _side_file(data: ReportData, directory: str, path: str | os.PathLike | None,
+               default: str, what: str, hint: str, read) -> None:
+  """Reads an optional extra file with ``read(text, path)``; explicit paths must be readable."""
+  explicit = path is not None
   if path is None:
-    candidate = os.path.join(directory, HEAD_MASKS)
+    candidate = os.path.join(directory, default)
     if not os.path.exists(candidate):
       return
     path = candidate
@@ -501,11 +529,64 @@ def _add_head_masks(data: ReportData, directory: str,
   try:
     with open(path, encoding="utf-8") as f:
       text = f.read()
-  except OSError as e:
-    raise InputError(f"cannot read the head masks {path} ({e.strerror or e}); pass the "
-                     "head_masks.json that `jaxplain heads` wrote.") from None
-  from jaxplain.attribution.heads import HeadMasks  # pylint: disable=g-import-not-at-top
-  masks = HeadMasks.from_json(text)
-  data.head_grids.append(HeadGrid(
-      title=f"important heads (syntactic or positional): {int(masks.synt_pos.sum())} of "
-            f"{masks.synt_pos.size}", values=masks.synt_pos, label="head mask", masks=masks))
+    read(text, path)
+  except (OSError, ValueError, KeyError, TypeError, IndexError, InputError) as e:
+    reason = e.strerror if isinstance(e, OSError) and e.strerror else (
+        str(e) if isinstance(e, InputError) else f"{type(e).__name__}: {e}")
+    if explicit:
+      raise InputError(f"cannot read the {what} {path} ({reason}); {hint}.") from None
+    data.missing.append(f"{default} in the sweep directory is unreadable ({reason}); its "
+                        f"{what} are not shown.")
+
+
+def _add_head_masks(data: ReportData, directory: str,
+                    path: str | os.PathLike | None) -> None:
+  def read(text: str, _: str) -> None:
+    from jaxplain.attribution.heads import HeadMasks  # pylint: disable=g-import-not-at-top
+    masks = HeadMasks.from_json(text)
+    data.head_grids.append(HeadGrid(
+        title=f"important heads (syntactic or positional): {int(masks.synt_pos.sum())} of "
+              f"{masks.synt_pos.size}", values=masks.synt_pos, label="head mask",
+        masks=masks))
+  _side_file(data, directory, path, HEAD_MASKS, "head masks",
+             "pass the head_masks.json that `jaxplain heads` wrote", read)
+
+
+def diffmask_maps(value: Mapping[str, Any]) -> list[LayerTokenMap]:
+  """Layer x token maps from the JSON of ``jaxplain diffmask explain --json``.
+
+  Args:
+    value: ``{"variant": ..., "examples": [{"text", "tokens", "keep" [T][L+2], ...}]}``.
+  Returns:
+    One :class:`LayerTokenMap` per example.
+  Raises:
+    InputError: not that JSON, or an example whose ``keep`` is not ``[len(tokens), K]`` in
+      ``[0, 1]``.
+  """
+  if not isinstance(value, Mapping) or not isinstance(value.get("examples"), list):
+    raise InputError("not the output of `jaxplain diffmask explain --json` (no \"examples\" "
+                     "list)")
+  variant = str(value.get("variant") or "DiffMask")
+  maps = []
+  for i, ex in enumerate(value["examples"]):
+    tokens = [str(t) for t in ex["tokens"]]
+    keep = np.asarray(ex["keep"], np.float64)
+    if keep.ndim != 2 or keep.shape[0] != len(tokens) or keep.shape[1] < 2:
+      raise InputError(f"example {i}: keep has shape {keep.shape} for {len(tokens)} tokens; "
+                       "expected [tokens, layers + 2]")
+    if not np.all(np.isfinite(keep)) or keep.min() < 0 or keep.max() > 1:
+      raise InputError(f"example {i}: keep probabilities must lie in [0, 1]")
+    text = str(ex.get("text", ""))
+    label = ex.get("label")
+    caption = f"{variant} gates: {text[:60]}" + ("..." if len(text) > 60 else "")
+    if label is not None:
+      caption += f" (predicted {label})"
+    maps.append(LayerTokenMap(str(ex.get("id", i)), tokens, keep, caption))
+  return maps
+
+
+def _add_diffmask(data: ReportData, directory: str, path: str | os.PathLike | None) -> None:
+  def read(text: str, _: str) -> None:
+    data.diffmask.extend(diffmask_maps(json.loads(text)))
+  _side_file(data, directory, path, DIFFMASK, "DiffMask keep probabilities",
+             "pass the output of `jaxplain diffmask explain --json`", read)

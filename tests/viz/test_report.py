@@ -12,7 +12,6 @@ import io
 import json
 import os
 import re
-import shutil
 
 import numpy as np
 import pytest
@@ -91,6 +90,8 @@ def _sweep_table(examples: list[ReportExample], indices, methods=METHODS, curves
     cols[f"word_scores.{m}"] = (pa.list_(f32), [])
     for k in SWEEP_METRICS:
       cols[f"{k}.{m}"] = (f32, [])
+    for k in ("comprehensiveness_curve", "sufficiency_curve"):  # per ERASER bin
+      cols[f"{k}.{m}"] = (pa.list_(f32), [])
     if curves:
       cols[f"deletion_morf_curve.{m}"] = (pa.list_(f32), [])
   for i in indices:
@@ -108,6 +109,8 @@ def _sweep_table(examples: list[ReportExample], indices, methods=METHODS, curves
       values[f"comprehensiveness.{m}"] = COMP_MEANS.get(m, 0.0) + rng.normal(0, 0.01)
       values[f"sufficiency.{m}"] = rng.normal(0.1, 0.05)
       values[f"deletion_morf_area.{m}"] = rng.random()
+      values[f"comprehensiveness_curve.{m}"] = list(np.sort(rng.random(5)))
+      values[f"sufficiency_curve.{m}"] = list(np.sort(rng.random(5))[::-1])
       if curves:
         values[f"deletion_morf_curve.{m}"] = list(np.linspace(1, 0, 11) * rng.random())
     for name, (_, out) in cols.items():
@@ -364,11 +367,77 @@ def test_curve_columns_and_head_masks_are_drawn(tmp_path):
   with open(os.path.join(d, "head_masks.json"), "w") as f:
     f.write(masks.to_json())
   data = load_sweep(d)
-  assert [c.name for c in data.curves] == ["deletion_morf_curve"]
-  assert data.curves[0].values["rollout"].shape == (5, 11)
+  assert [c.name for c in data.curves] == ["comprehensiveness_curve", "sufficiency_curve",
+                                           "deletion_morf_curve"]
+  eraser, _, deletion = data.curves
+  assert deletion.values["rollout"].shape == (5, 11) and deletion.ylabel == "p(target)"
+  np.testing.assert_allclose(eraser.x, [0.01, 0.05, 0.1, 0.2, 0.5])
+  assert eraser.values["rollout"].shape == (5, 5) and "drop" in eraser.ylabel
   assert data.head_grids and data.head_grids[0].values.sum() == 1
   html = rp.render_report(data, resamples=50)
   assert 'id="jx-curves"' in html and 'id="jx-heads"' in html
+
+
+def _diffmask_json(texts=("a <b>film</b>", "dull")) -> dict:
+  """The layout of ``jaxplain diffmask explain --json`` (2 layers: keep is [T, 4])."""
+  rng = np.random.default_rng(3)
+  examples = []
+  for text in texts:
+    tokens = ["[CLS]", *text.split(" "), "[SEP]"]
+    examples.append({"text": text, "label": "positive", "probability": 0.7, "tokens": tokens,
+                     "indices": ["E", "1", "2", "3"],
+                     "keep": rng.random((len(tokens), 4)).tolist(), "survived": []})
+  return {"model": "tiny", "gates": "/g", "variant": "hidden", "examples": examples}
+
+
+def test_diffmask_json_in_the_sweep_dir_is_drawn(tmp_path):
+  from jaxplain.viz.report_data import load_sweep
+  d = write_sweep(tmp_path / "s", _examples(4))
+  with open(os.path.join(d, "diffmask.json"), "w") as f:
+    json.dump(_diffmask_json(), f)
+  data = load_sweep(d)
+  assert [m.tokens for m in data.diffmask] == [["[CLS]", "a", "<b>film</b>", "[SEP]"],
+                                               ["[CLS]", "dull", "[SEP]"]]
+  assert data.diffmask[0].keep.shape == (4, 4) and data.missing == []
+  assert data.diffmask[0].title.startswith("hidden gates: a <b>film</b>")
+  html = rp.render_report(data, resamples=50)
+  assert html.count('<figure><img alt="hidden gates: a &lt;b&gt;film&lt;/b&gt;') == 1
+  assert 'id="jx-diffmask"' in html and "<b>film</b>" not in html
+
+
+def test_bad_side_files_are_noted_or_refused(tmp_path):
+  from jaxplain.viz.report_data import load_sweep
+  d = write_sweep(tmp_path / "s", _examples(4))
+  bad = _diffmask_json()
+  bad["examples"][1]["keep"] = [[0.5, 0.5]]  # one row for three tokens
+  with open(os.path.join(d, "diffmask.json"), "w") as f:
+    json.dump(bad, f)
+  with open(os.path.join(d, "head_masks.json"), "w") as f:
+    f.write("{not json")
+  data = load_sweep(d)  # found in the directory: skipped, and said so
+  assert data.diffmask == [] and data.head_grids == [] and data.num_examples == 4
+  assert any("diffmask.json in the sweep directory is unreadable" in m and "example 1" in m
+             for m in data.missing), data.missing
+  assert any("head_masks.json in the sweep directory is unreadable" in m for m in data.missing)
+  # Passed explicitly: one error line.
+  _assert_one_line_error(run_report(d, "--diffmask", os.path.join(d, "diffmask.json")),
+                         "cannot read the DiffMask keep probabilities", "example 1",
+                         "jaxplain diffmask explain --json")
+  _assert_one_line_error(run_report(d, "--heads", tmp_path / "nope.json"),
+                         "cannot read the head masks", "jaxplain heads")
+
+
+def test_words_keep_the_spacing_of_the_text():
+  words = ["<", "script", ">", "x", "don", "'", "t", "FILM"]
+  assert rp.word_gaps("<script> x don't  film", words) == ["", "", "", " ", " ", "", "", " "]
+  assert rp.word_gaps("a b", ["a", "zz", "b"]) == ["", " ", " "]  # not found: spaces
+  data = _data(examples=[ReportExample("e", "<b>bold</b> don't", words={
+      "rollout": (["<", "b", ">", "bold", "<", "/", "b", ">", "don", "'", "t"],
+                  np.arange(11.0))})], methods=["rollout"], metrics={})
+  html = rp.render_report(data, resamples=10)
+  spans = re.search(r'<div class="jx-text">(.*?)</div>', html).group(1)
+  text = re.sub(r"<[^>]+>", "", spans)
+  assert text == "&lt;b&gt;bold&lt;/b&gt; don't".replace("'", "&#x27;")
 
 
 @pytest.mark.slow
@@ -411,6 +480,23 @@ def test_plots_return_figures():
   assert isinstance(plots.plot_head_grid(np.eye(4)), Figure)
 
 
+def test_viz_exports_the_matplotlib_api_and_plot_report():
+  from matplotlib.figure import Figure
+  import jaxplain.viz as viz
+  for name in ("plot_heatmap", "word_heatmap", "plot_curves", "plot_leaderboard",
+               "plot_layer_tokens", "plot_head_grid", "plot_report", "render_report",
+               "load_sweep", "figure_svg"):
+    assert callable(getattr(viz, name)), name
+  figs = viz.plot_report(_data(), examples=2)
+  assert list(figs)[:2] == ["leaderboard", "deletion_morf_curve"]
+  assert [k for k in figs if k.startswith("heatmap/")] == [
+      f"heatmap/ex{i}/{m}" for i in range(2) for m in METHODS]
+  assert "diffmask/ex0" in figs and "heads/0" in figs
+  assert all(isinstance(f, Figure) for f in figs.values())
+  png = viz.figure_png(figs["heatmap/ex0/rollout"], dpi=50)
+  assert png.startswith(b"\x89PNG")
+
+
 def test_plot_heatmap_of_an_attribution():
   from matplotlib.figure import Figure
   from jaxplain.result import Attribution
@@ -433,78 +519,28 @@ def test_plot_heatmap_of_an_attribution():
 
 # --- in a real browser -------------------------------------------------------------------------
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-quic"]
-
-
-def _chromium_path() -> str | None:
-  for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-    path = shutil.which(name)
-    if path:
-      return path
-  return None
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-  try:
-    from playwright.sync_api import sync_playwright
-  except ImportError:
-    pytest.skip("the browser tests need Playwright: pip install playwright (the browser comes "
-                "from Debian: apt-get install chromium; never `playwright install`)")
-  path = _chromium_path()
-  if path is None:
-    pytest.skip("no Chromium on PATH: apt-get install chromium")
-  profile = tmp_path_factory.mktemp("chromium-profile")
-  with sync_playwright() as p:
-    # A fresh persistent profile is how Playwright takes --user-data-dir.
-    context = p.chromium.launch_persistent_context(
-        str(profile), executable_path=path, headless=True, args=CHROMIUM_ARGS,
-        viewport={"width": 1280, "height": 900})
-    yield context
-    context.close()
-
-
-def _open(browser, html: str, tmp_path):
-  """``html`` opened from disk, with every console message, error, dialog and request kept."""
-  path = tmp_path / "report.html"
-  path.write_text(html, encoding="utf-8")
-  pg = browser.new_page()
-  pg.events = {"console": [], "errors": [], "dialogs": [], "requests": []}
-  pg.on("console", lambda m: pg.events["console"].append((m.type, m.text)))
-  pg.on("pageerror", lambda e: pg.events["errors"].append(str(e)))
-  pg.on("dialog", lambda d: (pg.events["dialogs"].append(d.message), d.dismiss()))
-  pg.on("request", lambda r: pg.events["requests"].append(r.url))
-  pg.goto(path.as_uri())
-  pg.wait_for_load_state("load")
-  return pg
-
+# Chromium and Playwright come from tests/viz/conftest.py (the `web` fixture); the end-to-end
+# test on a real sweep of the tiny model is tests/viz/test_browser.py.
 
 @pytest.fixture
-def page(browser, sweep_html, tmp_path):
+def page(web, sweep_html, tmp_path):
   """The ``jaxplain report`` page of the tiny sweep, in Chromium."""
-  pg = _open(browser, sweep_html, tmp_path)
+  pg = web.open(sweep_html, tmp_path / "report.html")
   yield pg
   pg.close()
 
 
 @pytest.fixture
-def data_page(browser, page_html, tmp_path):
+def data_page(web, page_html, tmp_path):
   """The page of the hand-built ReportData (timings, curves, DiffMask, heads), in Chromium."""
-  pg = _open(browser, page_html, tmp_path)
+  pg = web.open(page_html, tmp_path / "report.html")
   yield pg
   pg.close()
 
 
 def _assert_clean(pg):
   assert pg.evaluate("typeof window.__pwned") == "undefined"
-  assert pg.events["dialogs"] == []
-  assert pg.events["errors"] == []
-  assert [m for m in pg.events["console"] if m[0] in ("error", "warning")] == []
-  assert all(u.startswith(("file:", "data:")) for u in pg.events["requests"]), \
-      pg.events["requests"]
-  assert pg.locator("img[src='x']").count() == 0
+  pg.assert_clean()  # tests/viz/conftest.py: no dialog, error, console error, network
 
 
 def _column(pg, col: int) -> list[str]:
