@@ -1,5 +1,9 @@
 """Attribution kernels: pure ``method(forward, params, batch, target, *, key, **hyper) -> [B, T]``.
 
+Kernels are importable from here, except the two whose module shares their name, so that the
+submodule stays reachable: ``jaxplain.attribution.lafa.lafa`` and
+``jaxplain.attribution.diffmask.diffmask`` (both also in ``METHODS``).
+
 ``METHODS`` is a literal table from name to kernel (no import-time registration);
 ``ALIASES`` maps short names (``"ig"``) onto it; ``CONVERGENCE_DELTAS`` holds, for methods that
 define one, ``delta(forward, params, batch, target, scores, **hyper) -> [B]``.
@@ -9,14 +13,14 @@ from jaxplain.attribution.attention import (att_gradcam, attcat, attention_gradi
                                           attention_rollout, attention_x_gradient,
                                           partial_lrp, raw_attention)
 from jaxplain.attribution.decoded import decoded_layer_saliency
-from jaxplain.attribution.diffmask import diffmask, load_gates as load_diffmask_gates
 from jaxplain.attribution.gradients import (gradient, gradient_x_input, ig_convergence_delta,
                                             integrated_gradients, saliency)
 from jaxplain.attribution.layers import layer_gradient_x_activation, layer_integrated_gradients
 from jaxplain.attribution.heads import HeadMasks, compute_head_masks, random_head_mask
 from jaxplain.attribution.lrp import (attnlrp, cp_lrp, full_lrp, gae, lrp_embedding_relevance,
                                     lrp_layer_relevance, mask_lrp)
-from jaxplain.attribution.lafa import build_index, lafa
+from jaxplain.attribution import diffmask, lafa  # submodules: their kernels share their names
+from jaxplain.attribution.lafa import build_index
 from jaxplain.attribution.selectors import attention_pooling, l2x, load_selector
 from jaxplain.attribution.smoothing import noise_tunnel, smoothgrad, smoothgrad_sq, vargrad
 from jaxplain.errors import InputError
@@ -43,11 +47,11 @@ METHODS = {
     "att_gradcam": att_gradcam,
     "partial_lrp": partial_lrp,
     "attcat": attcat,
-    "lafa": lafa,
+    "lafa": lafa.lafa,
     "decoded_layer_saliency": decoded_layer_saliency,
     "attention_pooling": attention_pooling,
     "l2x": l2x,
-    "diffmask": diffmask,
+    "diffmask": diffmask.diffmask,
 }
 
 ALIASES = {
@@ -67,7 +71,7 @@ ALIASES = {
 # Hyperparameters that may be given as a path: name -> loader(path, config) -> pytree.
 PATH_HYPERPARAMETERS = {
     "selector": lambda path, config: load_selector(path, hidden=config.hidden_size),
-    "gates": lambda path, config: load_diffmask_gates(path, config),
+    "gates": lambda path, config: diffmask.load_gates(path, config),
 }
 
 CONVERGENCE_DELTAS = {
@@ -92,5 +96,5 @@ __all__ = ["ALIASES", "CONVERGENCE_DELTAS", "PATH_HYPERPARAMETERS", "attention_p
            "partial_lrp", "raw_attention", "gradient",
            "gradient_x_input", "saliency", "ig_convergence_delta", "integrated_gradients",
            "layer_gradient_x_activation", "layer_integrated_gradients", "noise_tunnel",
-           "smoothgrad", "smoothgrad_sq", "vargrad", "lafa", "build_index",
-           "decoded_layer_saliency", "diffmask"]
+           "smoothgrad", "smoothgrad_sq", "vargrad", "build_index",
+           "decoded_layer_saliency"]
