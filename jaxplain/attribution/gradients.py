@@ -151,6 +151,24 @@ def baseline_embeddings(forward: Forward, params: Params, batch: Batch,
   return jnp.broadcast_to(jnp.asarray(baseline, x.dtype), x.shape)
 
 
+def path_endpoints(forward: Forward, params: Params, batch: Batch, target: Target,
+                   embeddings: Float[Array, "B T E"] | None, baseline: Any, *, pad_id: int,
+                   mask_id: int, unk_id: int, special_ids: tuple[int, ...]
+                   ) -> tuple[Any, Float[Array, "B T E"], Float[Array, "B T E"]]:
+  """The resolved target and the ends ``x`` (input) and ``x'`` (baseline) of an IG path.
+
+  ``x`` is ``embeddings`` when given, else the batch's word embeddings; the baseline is always
+  built from the batch's own embeddings (see :func:`integrated_gradients`). Shared by the
+  input and layer variants.
+  """
+  target = resolve_target(forward, params, batch, target)
+  clean = embed(forward, params, batch).astype(jnp.float32)
+  x = clean if embeddings is None else embeddings.astype(jnp.float32)
+  x0 = baseline_embeddings(forward, params, batch, clean, baseline, pad_id=pad_id,
+                           mask_id=mask_id, unk_id=unk_id, special_ids=special_ids)
+  return target, x, x0
+
+
 def integrated_gradients(forward: Forward, params: Params, batch: Batch,
                          target: Target = None, *, key: PRNGKeyArray | None = None,
                          steps: int = 50, quadrature: str = "gausslegendre",
@@ -207,11 +225,9 @@ def integrated_gradients(forward: Forward, params: Params, batch: Batch,
   del key
   alphas, weights = quadrature_table(quadrature, steps)
   check_chunk_size(chunk_size)
-  target = resolve_target(forward, params, batch, target)
-  clean = embed(forward, params, batch).astype(jnp.float32)
-  x = clean if embeddings is None else embeddings.astype(jnp.float32)
-  x0 = baseline_embeddings(forward, params, batch, clean, baseline, pad_id=pad_id,
-                           mask_id=mask_id, unk_id=unk_id, special_ids=special_ids)
+  target, x, x0 = path_endpoints(forward, params, batch, target, embeddings, baseline,
+                                 pad_id=pad_id, mask_id=mask_id, unk_id=unk_id,
+                                 special_ids=special_ids)
   diff = x - x0
 
   def step_fn(aw):  # one quadrature node -> its weighted share [B, T]

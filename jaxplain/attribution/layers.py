@@ -13,9 +13,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from jaxplain.attribution._common import embed, masked, resolve_target, target_logit
+from jaxplain.attribution._common import masked, resolve_target, target_logit
 from jaxplain.attribution._quadrature import check_chunk_size, map_steps, quadrature_table
-from jaxplain.attribution.gradients import baseline_embeddings
+from jaxplain.attribution.gradients import path_endpoints
 from jaxplain.contracts import Batch, Forward, Params, Target, Taps
 from jaxplain.errors import InputError
 
@@ -119,11 +119,9 @@ def layer_integrated_gradients(forward: Forward, params: Params, batch: Batch,
                      "(Captum-exact).")
   alphas, weights = quadrature_table(quadrature, steps)
   check_chunk_size(chunk_size)
-  target = resolve_target(forward, params, batch, target)
-  clean = embed(forward, params, batch).astype(jnp.float32)
-  x = clean if embeddings is None else embeddings.astype(jnp.float32)
-  x0 = baseline_embeddings(forward, params, batch, clean, baseline, pad_id=pad_id,
-                           mask_id=mask_id, unk_id=unk_id, special_ids=special_ids)
+  target, x, x0 = path_endpoints(forward, params, batch, target, embeddings, baseline,
+                                 pad_id=pad_id, mask_id=mask_id, unk_id=unk_id,
+                                 special_ids=special_ids)
   h1 = forward(params, batch, Taps(word_embeddings=x)).hidden      # [L+1, B, T, H]
   h0 = forward(params, batch, Taps(word_embeddings=x0)).hidden
   dh = h1 - h0

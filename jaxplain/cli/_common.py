@@ -112,6 +112,20 @@ def parse_value(text: str) -> Any:
   return s
 
 
+def parse_label_map(items: Sequence[str]) -> dict[Any, Any] | None:
+  """``--label-map RAW=LABEL`` items as ``{raw: label}`` (values through :func:`parse_value`);
+  ``None`` when no item was given."""
+  if not items:
+    return None
+  mapping = {}
+  for item in items:
+    raw, sep, lab = item.partition("=")
+    if not sep:
+      raise InputError(f"--label-map {item!r} is not RAW=LABEL; write e.g. fresh=positive.")
+    mapping[parse_value(raw)] = parse_value(lab)
+  return mapping
+
+
 def parse_params(items: Sequence[str] | None) -> dict[str, Any]:
   """``["steps=32", "stdev=0.1"]`` -> ``{"steps": 32, "stdev": 0.1}``."""
   out = {}

@@ -42,14 +42,7 @@ def evaluate(
   from jaxplain.attribution import canonical_name  # pylint: disable=g-import-not-at-top
   from jaxplain.metrics.evaluate import evaluate as run, read_dataset  # pylint: disable=g-import-not-at-top
 
-  mapping = None
-  if label_map:
-    mapping = {}
-    for item in label_map:
-      raw, sep, lab = item.partition("=")
-      if not sep:
-        raise InputError(f"--label-map {item!r} is not RAW=LABEL; write e.g. fresh=positive.")
-      mapping[_common.parse_value(raw)] = _common.parse_value(lab)
+  mapping = _common.parse_label_map(label_map)
   options: dict[str, dict] = {}
   for item in param:
     name, dot, rest = item.partition(".")

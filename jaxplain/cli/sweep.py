@@ -100,23 +100,8 @@ def sweep(
                "split": split, "limit": limit},
   }
   if label_map:
-    mapping = {}
-    for item in label_map:
-      raw, sep, lab = item.partition("=")
-      if not sep:
-        raise InputError(f"--label-map {item!r} is not RAW=LABEL; write e.g. fresh=positive.")
-      mapping[_common.parse_value(raw)] = _common.parse_value(lab)
-    overrides["label_map"] = mapping
-  raw = {}
-  if config is not None:
-    import tomllib  # pylint: disable=g-import-not-at-top
-    try:
-      with open(config, "rb") as f:
-        raw = tomllib.load(f)
-    except FileNotFoundError:
-      raise InputError(f"no sweep config at {config}; pass a TOML file.") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-      raise InputError(f"{config} is not valid TOML ({e}).") from None
+    overrides["label_map"] = _common.parse_label_map(label_map)
+  raw = {} if config is None else corpus.plan.load_toml(config)
   metric_names = set(corpus.METRIC_NAMES)
   metric_opts = {k: v for k, v in options.items() if k in metric_names}
   method_opts: dict[str, dict] = {}

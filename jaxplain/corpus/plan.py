@@ -242,14 +242,18 @@ def read_config(path: str | os.PathLike, **overrides: Any) -> SweepConfig:
   ``overrides`` may hold top-level fields, ``data`` (a dict merged into ``[data]``), ``methods``
   and ``metric_options``; ``None`` values are ignored.
   """
+  return merge_config(load_toml(path), overrides)
+
+
+def load_toml(path: str | os.PathLike) -> dict[str, Any]:
+  """The parsed TOML sweep config at ``path``; :class:`InputError` if missing or invalid."""
   try:
     with open(path, "rb") as f:
-      raw = tomllib.load(f)
+      return tomllib.load(f)
   except FileNotFoundError:
     raise InputError(f"no sweep config at {path}; pass a TOML file (see docs/sweeps.md).") from None
   except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
     raise InputError(f"{path} is not valid TOML ({e}).") from None
-  return merge_config(raw, overrides)
 
 
 def merge_config(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> SweepConfig:
