@@ -12,7 +12,7 @@ predicted class. Writes ``experiments/results/leaderboard.{md,json}`` and ``repo
 ``jaxplain report`` page).
 
 ERASER and plausibility come from :func:`jaxplain.metrics.evaluate`; deletion/insertion run
-through :func:`jaxplain.metrics.run_protocols` on the same scores so their curves are kept.
+through :func:`jaxplain.metrics.run_protocols_compact` on the same scores so their curves are kept.
 The defaults (100 examples, 20 IG steps, 10 noise samples, 6 curve levels) keep the whole run
 to about 25 minutes on 2 shared CPU cores; a larger machine can pass ``--limit 0`` (all).
 """
@@ -31,7 +31,7 @@ import numpy as np
 import jaxplain
 from jaxplain import Batch
 from jaxplain.data import LABELS, read_rotten_tomatoes, split_by_movie
-from jaxplain.metrics import deletion_protocol, evaluate, insertion_protocol, run_protocols
+from jaxplain.metrics import deletion_protocol, evaluate, insertion_protocol, run_protocols_compact
 from jaxplain.metrics.evaluate import HIGHER_IS_BETTER
 from jaxplain.viz.report import render_report
 from jaxplain.viz.report_data import Curve, ReportData, ReportExample
@@ -165,9 +165,9 @@ def main():
   fractions = tuple(float(f) for f in np.linspace(0.0, 1.0, args.curve_levels))
   protos = (deletion_protocol(fractions), insertion_protocol(fractions))
   pad_id = int(getattr(model.tokenizer, "pad_token_id", 0) or 0)
-  curve_fn = jax.jit(functools.partial(
-      lambda fwd, params, batch, scores, target: run_protocols(
-          fwd, params, batch, scores, protos, target, pad_id=pad_id), model.forward))
+  curve_fn = functools.partial(  # rows re-bucketed by remaining length; forwards shared by methods
+      lambda fwd, params, batch, scores, target: run_protocols_compact(
+          fwd, params, batch, scores, protos, target, pad_id=pad_id), model.forward)
   arrays, lafa_index_seconds = {}, 0.0
   if "lafa" in names:
     from jaxplain.attribution import build_index

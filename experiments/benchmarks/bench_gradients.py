@@ -35,7 +35,7 @@ costs one matmul per dense layer (``dx = dy W^T``) and two per attention product
 training). The extra forward each method runs to find the predicted class is not counted.
 
 Finally a fresh subprocess runs IG with ``--memory-steps`` (300) steps on one 512-token input with
-``chunk_size=--memory-chunk`` and prints its peak resident memory (``ru_maxrss``, the whole process:
+``chunk_size=--memory-chunk`` and prints its peak resident memory (``VmHWM``, the whole process:
 Python, the model, XLA) and XLA's own memory analysis of the compiled program (temporaries),
 also for the same program without chunking (compiled only, not run).
 
@@ -258,11 +258,28 @@ def time_captum(runner, method, batches, internal_batch_size=None):
   return time.perf_counter() - t0, time.process_time() - c0
 
 
+def peak_rss_gib() -> float:
+  """This process's peak resident memory in GiB: ``VmHWM`` of ``/proc/self/status`` on Linux.
+
+  Not ``ru_maxrss``: Linux keeps that high-water mark across ``fork`` + ``exec``, so a child
+  started by a parent that holds torch, Captum and the data reports the parent's peak (6 GiB
+  here) instead of its own.
+  """
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("VmHWM:"):
+          return int(line.split()[1]) / 2 ** 20  # kB -> GiB
+  except OSError:
+    pass
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB -> GiB on Linux
+
+
 def memory_child(steps: int, chunk: int, unchunked: bool) -> None:
   """Subprocess body: IG with ``steps`` on one 512-token input, chunked; prints JSON lines.
 
   XLA's memory analysis of the compiled program comes first (printed at once), then the run and
-  this process's peak resident memory (``ru_maxrss``: Python, the model, XLA, the run), and last,
+  this process's peak resident memory (``VmHWM``: Python, the model, XLA, the run), and last,
   with ``unchunked``, the analysis of the same program without chunking (compiled, never run;
   after the measurement, so its compile cannot raise the peak measured).
   """
@@ -288,13 +305,13 @@ def memory_child(steps: int, chunk: int, unchunked: bool) -> None:
     return exe, dict(chunk_size=c, compile_s=round(seconds, 1), **gib)
 
   exe, info = build(chunk)
-  rss_compiled = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+  rss_compiled = peak_rss_gib()
   print(json.dumps(dict(stage="compiled (XLA memory analysis)", **info,
                         peak_rss_gib_so_far=round(rss_compiled, 3), model=note)), flush=True)
   t0 = time.perf_counter()
   scores = jax.block_until_ready(exe(model.params, batch, None, key))
   seconds = time.perf_counter() - t0
-  rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB -> GiB on Linux
+  rss = peak_rss_gib()
   stats = jax.devices()[0].memory_stats()
   print(json.dumps(dict(
       stage="IG run finished", steps=steps, chunk_size=chunk, tokens=512,

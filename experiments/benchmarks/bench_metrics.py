@@ -1,17 +1,22 @@
 """Faithfulness metrics on device vs a ferret-style per-example string loop, in the same run.
 
     python experiments/benchmarks/bench_metrics.py --n 1000 [--all-n N] [--loop-n 100]
-        [--model DIR] [--data CSV]
+        [--folded-n 200] [--model DIR] [--data CSV]
 
 For N Rotten Tomatoes snippets (fresh/rotten rows, unique texts, first in file order; sorted by
 length and batched, as a sweep does) and three explainers (random scores, gradient x input,
-saliency) it computes on device, with all levels in one jitted forward per batch:
+saliency) it computes on device, through ``run_protocols_compact`` (perturbed rows built on
+device, grouped by the length they have left, each group run at its own length bucket):
 
 - ERASER comprehensiveness and sufficiency at 1/5/10/20/50% (10 perturbed inputs per example,
   tokens deleted and the sequence re-packed on device) on the first ``--n`` snippets;
 - every faithfulness protocol of ``jaxplain.metrics`` (ERASER, Mask-LRP AOPC/LOdds at 9 levels,
   MoRF/LeRF deletion, insertion, Ali et al.'s AUAC and AU-MSE: 75 perturbed inputs per example)
   on the first ``--all-n`` (default ``--n``).
+
+For comparison it also times ERASER with the one-fold program (``run_protocols`` jitted: every
+perturbed copy at the batch's padded length, as inside a sweep's compiled step) on the first
+``--folded-n``, and prints the largest per-example difference between the two.
 
 The baseline is what ferret does for ERASER comprehensiveness and sufficiency: per example and
 bin, delete the top tokens' ids, decode to a string, tokenise again, and run one forward per
@@ -107,7 +112,7 @@ sorted_batches.order = {}  # id(batches) -> the texts in batch order
 
 @functools.cache
 def runner(forward):
-  """``run(params, batch, scores, protocols, target)``, jitted once per model."""
+  """``run(params, batch, scores, protocols, target)``, the one-fold program, jitted once."""
   return jax.jit(functools.partial(fm.run_protocols, forward), static_argnums=(3,))
 
 
@@ -129,8 +134,8 @@ def _device_args(model, batch, scores, target):
 _EXECUTABLES = {}
 
 
-def compile_metrics(model, explained, protos):
-  """Ahead-of-time compiles ``run_protocols`` for every padded shape (nothing is run)."""
+def compile_folded(model, explained, protos):
+  """Ahead-of-time compiles the one-fold ``run_protocols`` for every padded shape (not run)."""
   for _, batch, target, scores in explained:
     k = (batch.input_ids.shape, protos)
     if k not in _EXECUTABLES:
@@ -138,13 +143,24 @@ def compile_metrics(model, explained, protos):
       _EXECUTABLES[k] = runner(model.forward).lower(p, dev, s, protos, t).compile()
 
 
-def device_metrics(model, explained, protos):
-  """All protocols on device for pre-explained, pre-compiled batches: (per-example dict, s)."""
+def device_metrics(model, explained, protos, folded=False, rows=128):
+  """All protocols on device for pre-explained batches: (per-example dict, s).
+
+  ``folded``: every perturbed copy at the batch's padded length in one compiled program
+  (``run_protocols``, pre-compiled); else ``run_protocols_compact`` (rows re-bucketed by the
+  length they have left; its programs are compiled by an untimed warm-up pass first).
+  """
   out, seconds = {}, 0.0
   for n, batch, target, scores in explained:
+    args = _device_args(model, batch, scores, target)
     t0 = time.perf_counter()
-    exe = _EXECUTABLES[(batch.input_ids.shape, protos)]
-    res = jax.block_until_ready(exe(*_device_args(model, batch, scores, target)))
+    if folded:
+      res = _EXECUTABLES[(batch.input_ids.shape, protos)](*args)
+    else:
+      p, dev, s, t = args
+      res = fm.run_protocols_compact(model.forward, p, dev, s, protos, t, rows=rows,
+                                     pad_id=model.tokenizer.pad_token_id)
+    res = jax.block_until_ready(res)
     seconds += time.perf_counter() - t0
     for k, v in res.items():
       if np.ndim(v) == 1:
@@ -203,6 +219,9 @@ def main(argv=None):
   parser.add_argument("--all-n", type=int, default=None,
                       help="snippets for the all-protocols run (default --n)")
   parser.add_argument("--loop-n", type=int, default=100)
+  parser.add_argument("--folded-n", type=int, default=200,
+                      help="snippets ERASER is also timed on with the one-fold program (every "
+                           "perturbed copy at the batch's padded length), for comparison")
   parser.add_argument("--batch-size", type=int, default=32)
   parser.add_argument("--model", default=None)
   parser.add_argument("--data", default=DEFAULT_DATA)
@@ -240,21 +259,29 @@ def main(argv=None):
   results = {"model": model.name, "note": note, "n": len(texts), "all_n": all_n,
              "loop_n": loop_n, "levels_all": levels(all_protos), "levels_eraser": levels(eraser),
              "methods": {}}
+  folded_n = min(args.folded_n, len(texts))
+  folded_batches = sorted_batches(model, texts[:folded_n], args.batch_size)
   compiled_once = False
   for name, explain in methods.items():
     explained = explain_all(model, eraser_batches, explain)
     explained_all = explain_all(model, all_batches, explain)
     explained_loop = explain_all(model, loop_batches, explain)
-    if not compiled_once:  # one compile per (protocol set, padded length), shared by all methods
+    explained_folded = explain_all(model, folded_batches, explain)
+    if not compiled_once:  # programs shared by all methods: compiled before anything is timed
       t0 = time.perf_counter()
-      compile_metrics(model, explained, eraser)
-      compile_metrics(model, explained_all, all_protos)
-      print(f"compile (ahead of time, {len(_EXECUTABLES)} programs): "
-            f"{time.perf_counter() - t0:.0f} s", flush=True)
+      device_metrics(model, explained, eraser)          # warm-up: compiles the compact forwards
+      device_metrics(model, explained_all, all_protos)
+      t1 = time.perf_counter()
+      compile_folded(model, explained_folded, eraser)
+      print(f"compile: compact runner {t1 - t0:.0f} s (a warm-up pass, also runs); one-fold "
+            f"program {time.perf_counter() - t1:.0f} s ({len(_EXECUTABLES)} shapes)", flush=True)
       compiled_once = True
     vals_e, t_eraser = device_metrics(model, explained, eraser)
     by_text = dict(zip(sorted_batches.order[id(eraser_batches)], vals_e["comprehensiveness"]))
     device_comp_loop_set = float(np.mean([by_text[t] for t in texts[:loop_n]]))
+    vals_f, t_folded = device_metrics(model, explained_folded, eraser, folded=True)
+    by_text_f = dict(zip(sorted_batches.order[id(folded_batches)], vals_f["comprehensiveness"]))
+    folded_diff = float(max(abs(by_text_f[t] - by_text[t]) for t in texts[:folded_n]))
     vals, t_all = device_metrics(model, explained_all, all_protos)
     examples = per_example(explained_loop)
     by_len = {}
@@ -267,6 +294,8 @@ def main(argv=None):
     row = {
         "all_metrics_s": t_all, "all_metrics_ex_per_s": all_n / t_all,
         "eraser_s": t_eraser, "eraser_ex_per_s": len(texts) / t_eraser,
+        "folded_eraser_s": t_folded, "folded_eraser_ex_per_s": folded_n / t_folded,
+        "max_abs_diff_compact_vs_folded_comprehensiveness": folded_diff,
         "loop_eraser_s": t_loop, "loop_eraser_ex_per_s": loop_n / t_loop,
         "speedup_eraser": (len(texts) / t_eraser) / (loop_n / t_loop),
         **{k: float(np.mean(vals[k])) for k in ("comprehensiveness", "sufficiency", "aopc",
@@ -275,7 +304,8 @@ def main(argv=None):
         "device_comprehensiveness_loop_set": device_comp_loop_set,
     }
     results["methods"][name] = row
-    print(f"[{name}] ERASER on device {t_eraser:.1f} s | all protocols {t_all:.1f} s | "
+    print(f"[{name}] ERASER on device {t_eraser:.1f} s (one-fold program: {t_folded:.1f} s for "
+          f"{folded_n}; max |difference| {folded_diff:.1e}) | all protocols {t_all:.1f} s | "
           f"ferret-style loop {t_loop:.1f} s", flush=True)
     print(f"  all protocols (first {all_n}): comp {row['comprehensiveness']:.4f} suff "
           f"{row['sufficiency']:.4f} AOPC {row['aopc']:.4f} LOdds {row['log_odds']:.4f} AUAC "
@@ -284,13 +314,14 @@ def main(argv=None):
           f"{row['loop_comprehensiveness']:.4f} (re-tokenised strings are not the device's "
           f"re-packed ids, so they differ somewhat)", flush=True)
 
-  print(f"\n| explainer | ERASER on device, ex/s (N={len(texts)}) | all "
-        f"{levels(all_protos)} levels on device, ex/s (N={all_n}) | ferret-style loop, ERASER, "
-        f"ex/s (N={loop_n}) | speed-up (ERASER) |")
-  print("|---|---:|---:|---:|---:|")
+  print(f"\n| explainer | ERASER on device, ex/s (N={len(texts)}) | ERASER, one-fold program, "
+        f"ex/s (N={folded_n}) | all {levels(all_protos)} levels on device, ex/s (N={all_n}) | "
+        f"ferret-style loop, ERASER, ex/s (N={loop_n}) | speed-up (ERASER) |")
+  print("|---|---:|---:|---:|---:|---:|")
   for name, row in results["methods"].items():
-    print(f"| {name} | {row['eraser_ex_per_s']:.1f} | {row['all_metrics_ex_per_s']:.1f} | "
-          f"{row['loop_eraser_ex_per_s']:.2f} | {row['speedup_eraser']:.1f}x |")
+    print(f"| {name} | {row['eraser_ex_per_s']:.1f} | {row['folded_eraser_ex_per_s']:.1f} | "
+          f"{row['all_metrics_ex_per_s']:.1f} | {row['loop_eraser_ex_per_s']:.2f} | "
+          f"{row['speedup_eraser']:.1f}x |")
   print(f"\nwall time {time.time() - started:.0f} s; load average now {os.getloadavg()[0]:.1f}")
   if args.out:
     with open(args.out, "w") as f:

@@ -1,6 +1,6 @@
 """Pieces every attribution kernel shares: targets, mask-aware reductions, embedding lookups."""
 
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -65,3 +65,29 @@ def grad_wrt_embeddings(forward: Forward, params: Params, batch: Batch, target,
     return target_logit(forward(params, batch, Taps(word_embeddings=e, rules=rules)),
                         target).sum()
   return jax.grad(f)(embeddings.astype(jnp.float32))
+
+
+def target_and_grad(forward: Forward, params: Params, batch: Batch, target: Target,
+                    embeddings: Float[Array, "B T E"] | None = None, rules: str = "gradient"
+                    ) -> tuple[Any, Float[Array, "B T E"], Float[Array, "B T E"]]:
+  """``(target, word embeddings x, d target_logit / d x)`` at the batch's own embeddings.
+
+  With ``target=None`` and no ``embeddings`` the predicted class comes from the primal output of
+  the same ``jax.vjp`` whose pullback gives the gradient: one forward and one backward pass, not
+  the extra forward of :func:`resolve_target` (a third of a plain gradient method's work).
+  Otherwise it is :func:`resolve_target` followed by :func:`grad_wrt_embeddings`.
+  """
+  if target is not None or embeddings is not None:
+    target = resolve_target(forward, params, batch, target)
+    x = embed(forward, params, batch) if embeddings is None else embeddings
+    return target, x, grad_wrt_embeddings(forward, params, batch, target, x, rules)
+  x = embed(forward, params, batch).astype(jnp.float32)
+  b = batch.input_ids.shape[0]
+
+  def logits_of(e):
+    return forward(params, batch, Taps(word_embeddings=e, rules=rules)).logits.reshape(b, -1)
+
+  logits, pullback = jax.vjp(logits_of, x)
+  predicted = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+  (g,) = pullback(jax.nn.one_hot(predicted, logits.shape[-1], dtype=logits.dtype))
+  return predicted, x, g

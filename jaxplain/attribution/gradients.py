@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from jaxplain.attribution._common import (embed, embedding_table, grad_wrt_embeddings, masked,
-                                          resolve_target, target_logit)
+                                          resolve_target, target_and_grad, target_logit)
 from jaxplain.attribution._quadrature import check_chunk_size, map_steps, quadrature_table
 from jaxplain.contracts import Batch, Forward, Params, Target, Taps
 from jaxplain.errors import InputError
@@ -47,9 +47,7 @@ def gradient(forward: Forward, params: Params, batch: Batch, target: Target = No
     ``[B, T]`` float32, signed, 0 on padding.
   """
   del key
-  target = resolve_target(forward, params, batch, target)
-  x = embed(forward, params, batch) if embeddings is None else embeddings
-  g = grad_wrt_embeddings(forward, params, batch, target, x, rules)
+  _, _, g = target_and_grad(forward, params, batch, target, embeddings, rules)
   return masked(g.sum(-1), batch.attention_mask)
 
 
@@ -68,9 +66,7 @@ def saliency(forward: Forward, params: Params, batch: Batch, target: Target = No
   del key
   if norm not in ("l1", "l2"):
     raise InputError(f"saliency norm {norm!r} is unknown; use 'l2' or 'l1'.")
-  target = resolve_target(forward, params, batch, target)
-  x = embed(forward, params, batch) if embeddings is None else embeddings
-  g = grad_wrt_embeddings(forward, params, batch, target, x)
+  _, _, g = target_and_grad(forward, params, batch, target, embeddings)
   s = jnp.abs(g).sum(-1) if norm == "l1" else jnp.sqrt(jnp.sum(g * g, -1))
   return masked(s, batch.attention_mask)
 
@@ -89,9 +85,7 @@ def gradient_x_input(forward: Forward, params: Params, batch: Batch, target: Tar
     ``[B, T]`` float32, signed, 0 on padding.
   """
   del key
-  target = resolve_target(forward, params, batch, target)
-  x = embed(forward, params, batch) if embeddings is None else embeddings
-  g = grad_wrt_embeddings(forward, params, batch, target, x, rules)
+  _, x, g = target_and_grad(forward, params, batch, target, embeddings, rules)
   return masked(jnp.sum(g * x, -1), batch.attention_mask)
 
 

@@ -6,7 +6,8 @@ rationales (or a labelled lexicon proxy); agreement ranks two explainers against
 ``evaluate`` puts it together with bootstrap intervals.
 """
 
-from jaxplain.metrics._removal import Removal, apply_removal, forward_levels, perturb
+from jaxplain.metrics._removal import (Removal, apply_removal, forward_compacted, forward_levels,
+                                       perturb)
 from jaxplain.metrics._removal import removable_mask, removal_masks
 from jaxplain.metrics.agreement import kendall_tau_b, rank_agreement, spearman
 from jaxplain.metrics.evaluate import METRICS, Evaluation, evaluate, read_dataset
@@ -15,7 +16,9 @@ from jaxplain.metrics.faithfulness import (CURVE_FRACTIONS, ERASER_BINS, Protoco
                                            auac_protocol, comprehensiveness,
                                            comprehensiveness_protocol, deletion_curves,
                                            deletion_protocol, insertion_curve,
-                                           insertion_protocol, run_protocols, sufficiency,
+                                           insertion_protocol, perturb_protocols,
+                                           reduce_protocols, run_protocols,
+                                           run_protocols_compact, sufficiency,
                                            sufficiency_protocol, trapezoid)
 from jaxplain.metrics.lexicon import LexiconRationale, lexicon_rationale, read_vader_lexicon
 from jaxplain.metrics.plausibility import (auprc, average_precision, iou_f1, plausibility,
@@ -28,9 +31,10 @@ __all__ = [
     "Protocol", "Removal", "aopc_log_odds", "aopc_log_odds_protocol", "apply_removal", "au_mse",
     "au_mse_protocol", "auac", "auac_protocol", "auprc", "average_precision", "bootstrap_ci",
     "comprehensiveness", "comprehensiveness_protocol", "deletion_curves", "deletion_protocol",
-    "evaluate", "forward_levels", "insertion_curve", "insertion_protocol", "iou_f1",
-    "kendall_tau_b", "lexicon_rationale", "perturb", "plausibility", "precision_recall_f1",
-    "rank_agreement", "rationale_from_spans", "rationale_from_words", "read_dataset",
-    "read_vader_lexicon", "removable_mask", "removal_masks", "run_protocols", "spearman",
+    "evaluate", "forward_compacted", "forward_levels", "insertion_curve", "insertion_protocol", "iou_f1",
+    "kendall_tau_b", "lexicon_rationale", "perturb", "perturb_protocols", "plausibility", "precision_recall_f1",
+    "rank_agreement", "rationale_from_spans", "reduce_protocols", "rationale_from_words", "read_dataset",
+    "read_vader_lexicon", "removable_mask", "removal_masks", "run_protocols",
+    "run_protocols_compact", "spearman",
     "sufficiency", "sufficiency_protocol", "to_words", "top_k_mask", "trapezoid",
 ]

@@ -13,6 +13,7 @@ The ``R`` levels are folded into the batch axis and run through the model in one
 """
 
 import dataclasses
+import functools
 import math
 from typing import Sequence
 
@@ -23,6 +24,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from jaxplain.contracts import Batch, Forward, Params, Taps
 from jaxplain.errors import InputError
+from jaxplain.models.tokenize import BUCKETS, bucket_length
 
 MODES = ("top", "bottom", "keep")
 UNITS = ("token", "word")
@@ -286,6 +288,53 @@ def forward_levels(forward: Forward, params: Params, batches: Batch,
   out = jax.lax.map(lambda xs: run(*xs), chunks)                  # [R/c, c*B, ...]
   out = out.reshape((-1, b) + out.shape[2:])
   return out[:r]
+
+
+@functools.cache
+def _logits_fn(forward: Forward):
+  return jax.jit(lambda params, ids, mask, types: forward(params, Batch(ids, mask, types),
+                                                         Taps()).logits)
+
+
+def forward_compacted(forward: Forward, params: Params, batches: Batch, *, rows: int = 128,
+                      buckets: Sequence[int] | None = None) -> Float[Array, "R B ..."]:
+  """Logits for perturbed batches ``[R, B, T]``, each row run at about its own length.
+
+  The ``R * B`` rows are sorted by the position of their last real token, cut into groups of
+  ``rows`` (the last group filled with repeats) and each group is truncated to the smallest
+  bucket that holds its longest row, so a row that deletion left with 3 tokens no longer runs at
+  ``T``. Truncation drops only positions after a row's last real token, which the attention mask
+  already hides, so the logits equal :func:`forward_levels`' up to float rounding. Host-side
+  orchestration over jitted forwards (one program per ``(rows, bucket)`` shape): not traceable.
+
+  Args:
+    forward, params: the model.
+    batches: ``[R, B, T]`` (from :func:`perturb` or ``perturb_protocols``).
+    rows: rows per forward call.
+    buckets: padded lengths to choose from (default :data:`jaxplain.models.BUCKETS`).
+  Returns:
+    ``[R, B, ...]`` logits, as :func:`forward_levels`.
+  """
+  r, b, t = batches.input_ids.shape
+  ids, mask, types = (np.asarray(x, np.int32).reshape(r * b, t) for x in
+                      (batches.input_ids, batches.attention_mask, batches.token_type_ids))
+  real = mask > 0
+  ends = np.where(real.any(-1), t - np.argmax(real[:, ::-1], axis=-1), 1)   # last real + 1
+  order = np.argsort(ends, kind="stable")
+  fn = _logits_fn(forward)
+  n = r * b
+  rows = max(1, min(int(rows), n))
+  out = None
+  for start in range(0, n, rows):
+    idx = order[start:start + rows]
+    k = len(idx)
+    idx = np.concatenate([idx, np.repeat(idx[-1:], rows - k)])
+    width = bucket_length(int(ends[idx].max()), t, buckets or BUCKETS)
+    logits = np.asarray(fn(params, ids[idx, :width], mask[idx, :width], types[idx, :width]))
+    if out is None:
+      out = np.empty((n,) + logits.shape[1:], logits.dtype)
+    out[idx[:k]] = logits[:k]
+  return jnp.asarray(out.reshape((r, b) + out.shape[1:]))
 
 
 def check_scores(batch: Batch, scores, what: str = "scores") -> None:

@@ -10,7 +10,6 @@ The data reader lives here until the corpus layer takes it over.
 """
 
 import dataclasses
-import functools
 import inspect
 import json
 import os
@@ -94,12 +93,12 @@ def _metric_protocols(names: Sequence[str], tokenizer: Any, replacement_id: int 
   return tuple(protos)
 
 
-@functools.lru_cache(maxsize=32)
-def _compiled(forward, protocols: tuple[fm.Protocol, ...], pad_id: int, chunk_size: int | None):
+def _runner(forward, protocols: tuple[fm.Protocol, ...], pad_id: int, rows: int):
+  """All protocols for one batch: perturbed rows built on device, re-bucketed by length, run."""
   def run(params, batch, scores, target):
-    return fm.run_protocols(forward, params, batch, scores, protocols, target, pad_id=pad_id,
-                            chunk_size=chunk_size)
-  return jax.jit(run)
+    return fm.run_protocols_compact(forward, params, batch, scores, protocols, target,
+                                    pad_id=pad_id, rows=rows)
+  return run
 
 
 def _score_fn(model, name: str, method: str | ScoreFn, hyper: Mapping[str, Any]) -> ScoreFn:
@@ -172,7 +171,10 @@ def evaluate(model, texts: Sequence[str], labels: Sequence[Any],
     metric_options: per-metric builder options, e.g. ``{"aopc_log_odds": {"min_length": 10}}``.
     method_options: per-method hyperparameters for named methods, e.g. ``{"ig": {"steps": 32}}``.
     max_length: truncate texts to this many tokens.
-    chunk_size: removal levels per forward chunk (bounds memory).
+    chunk_size: removal levels per forward call (bounds memory to ``chunk_size * batch_size``
+      rows; default 128 rows). Perturbed rows are grouped by the length they have left after
+      removal and each group runs at its own length bucket
+      (:func:`~jaxplain.metrics.faithfulness.run_protocols_compact`).
     resamples, seed: the bootstrap.
     output_dir: when given, writes ``metrics.md``, ``metrics.csv`` and ``metrics.json`` there.
   Returns:
@@ -209,7 +211,8 @@ def evaluate(model, texts: Sequence[str], labels: Sequence[Any],
   protos = _metric_protocols([m for m in metrics if m in FAITHFULNESS], model.tokenizer,
                              replacement_id, metric_options or {})
   pad_id = int(getattr(model.tokenizer, "pad_token_id", 0) or 0)
-  run = _compiled(model.forward, protos, pad_id, chunk_size) if protos else None
+  rows = 128 if chunk_size is None else max(1, int(chunk_size)) * batch_size
+  run = _runner(model.forward, protos, pad_id, rows) if protos else None
   fns = {name: _score_fn(model, name, m, method_options or {}) for name, m in methods.items()}
   per = {name: {} for name in fns}
   seconds = {name: {"explain": 0.0, "metrics": 0.0} for name in fns}

@@ -178,3 +178,15 @@ def test_word_scores_aggregate_pieces():
     a.word_scores(0, "median")
   with pytest.raises(InputError, match="special_tokens"):
     a.word_scores(0, special_tokens="merge")
+
+
+@pytest.mark.parametrize("name", ["gradient", "saliency", "gradient_x_input"])
+def test_predicted_target_from_the_same_pass_equals_an_explicit_target(name):
+  """target=None reads the prediction off the vjp's primal: same scores as passing it."""
+  from jaxplain.attribution import METHODS  # pylint: disable=g-import-not-at-top
+  batch = make_batch(ROWS)
+  m = model()
+  predicted = jnp.asarray(np.asarray(m.outputs(batch).logits).argmax(-1))
+  kernel = jax.jit(functools.partial(METHODS[name], m.forward))
+  np.testing.assert_allclose(kernel(m.params, batch, None), kernel(m.params, batch, predicted),
+                             atol=SAME)

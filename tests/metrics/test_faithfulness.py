@@ -14,7 +14,7 @@ from conftest import MASK, PAD, SEP, CLS, T, UNK, additive_forward, make_batch, 
 from jaxplain.contracts import Batch, Taps
 from jaxplain.errors import InputError
 from jaxplain.metrics import faithfulness as fm
-from jaxplain.metrics import forward_levels, perturb
+from jaxplain.metrics import forward_compacted, forward_levels, perturb
 from jaxplain.models import EncoderConfig, init_encoder
 
 ATOL = 1e-6  # float32 sigmoid/softmax of the same sums
@@ -193,3 +193,40 @@ def test_encoder_all_levels_in_one_forward_equal_a_loop():
     loop = [pick(p_full) - pick(one(jax.tree.map(lambda x: x[r], levels)))
             for r in range(proto.removals[0].levels)]
     np.testing.assert_allclose(np.asarray(out[key]), np.stack(loop), atol=ATOL_ENCODER)
+
+
+def test_compact_runner_equals_one_fold_on_the_encoder():
+  """Rows re-bucketed by remaining length give the same metrics as the jitted one-fold run."""
+  forward, params = init_encoder(EncoderConfig(
+      family="bert", hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
+      vocab_size=100, max_positions=64, num_labels=2))
+  batch = make_batch([5, 9, 16], seed=1, word_len=2)
+  scores = jnp.asarray(np.random.default_rng(1).normal(size=(3, T)), jnp.float32)
+  protos = (fm.comprehensiveness_protocol(), fm.sufficiency_protocol(),
+            fm.aopc_log_odds_protocol(replacement_id=PAD, min_length=0))
+  folded = run(forward, params, batch, scores, protos)
+  compact = fm.run_protocols_compact(forward, params, batch, scores, protos, rows=8,
+                                     buckets=(2, 4, 8, 16))
+  assert set(compact) == set(folded)
+  for k in folded:
+    np.testing.assert_allclose(np.asarray(compact[k]), np.asarray(folded[k]), atol=ATOL_ENCODER,
+                               err_msg=k)
+  with pytest.raises(InputError, match="rows must be >= 1"):
+    fm.run_protocols_compact(forward, params, batch, scores, protos, rows=0)
+
+
+def test_forward_compacted_runs_short_rows_short():
+  """A deleted row runs at a short bucket: the widths the forward sees follow the rows."""
+  seen = []
+
+  def forward(params, batch, taps):
+    seen.append(batch.input_ids.shape)
+    return additive_forward(params, batch, taps)
+
+  levels = Batch(jnp.asarray([[[CLS, A, SEP, PAD, PAD, PAD, PAD, PAD]],
+                              [[CLS, A, B_, C, D, SEP, PAD, PAD]]]),
+                 jnp.asarray([[[1, 1, 1, 0, 0, 0, 0, 0]], [[1, 1, 1, 1, 1, 1, 0, 0]]]),
+                 jnp.zeros((2, 1, 8), jnp.int32))
+  out = forward_compacted(forward, PARAMS, levels, rows=1, buckets=(4, 8))
+  assert sorted(seen) == [(1, 4), (1, 8)]
+  np.testing.assert_allclose(out, forward_levels(additive_forward, PARAMS, levels), atol=ATOL)

@@ -290,7 +290,7 @@ def test_word_ids_of_word_pieces(bert):
   np.testing.assert_array_equal(batch.word_ids[0, :4], [-1, 0, 0, -1])
 
 
-@pytest.mark.parametrize("words, length", [(1, 16), (14, 16), (15, 32), (31, 40), (38, 40)])
+@pytest.mark.parametrize("words, length", [(1, 16), (14, 16), (15, 24), (23, 32), (31, 40), (38, 40)])
 def test_bucket_padding(bert, words, length):
   batch = bert.encode(["good " * words, "bad"])  # words + [CLS] + [SEP] tokens
   assert batch.input_ids.shape == (2, length)
@@ -300,6 +300,6 @@ def test_bucket_padding(bert, words, length):
 
 def test_bucket_length():
   assert BUCKETS[0] == 16 and list(BUCKETS) == sorted(BUCKETS)
-  assert [bucket_length(n, 512) for n in (1, 16, 17, 100, 500, 512)] == [16, 16, 32, 128, 512, 512]
+  assert [bucket_length(n, 512) for n in (1, 16, 17, 100, 500, 512)] == [16, 16, 24, 112, 512, 512]
   assert bucket_length(33, 40) == 40
   assert bucket_length(600, 512) == 512
