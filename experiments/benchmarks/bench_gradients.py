@@ -53,16 +53,14 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
-import jaxplain  # noqa: E402
 from jaxplain.api import compiled  # noqa: E402
 from jaxplain.attribution import METHODS as KERNELS  # noqa: E402
-from jaxplain.models import BUCKETS  # noqa: E402
+from _common import bucketed_batches, load_model, load_texts, matmul_peak, to_torch  # noqa: E402
 
 METHODS = {  # name -> (jaxplain kernel, static hyper, forward+backward passes per example)
     "ig50": ("integrated_gradients", (("steps", 50),), 50),
@@ -71,66 +69,6 @@ METHODS = {  # name -> (jaxplain kernel, static hyper, forward+backward passes p
                                     ("stdev", 0.15)), 10),
 }
 LABEL = {"ig50": "IG-50", "gxi": "gradient x input", "smoothgrad10": "SmoothGrad-10"}
-
-
-def load_texts(path: str, n: int) -> list[str]:
-  import pandas as pd  # pylint: disable=g-import-not-at-top
-  df = pd.read_csv(path)
-  df = df[df["category"].isin(["fresh", "rotten"])]
-  texts = df["text"].dropna().astype(str).str.strip()
-  texts = texts[texts.str.len() > 0].drop_duplicates()
-  return texts.sample(n=min(n, len(texts)), random_state=0).tolist()
-
-
-def load_model():
-  from jaxplain.models import default as default_lib  # pylint: disable=g-import-not-at-top
-  try:
-    return default_lib.default_model(), "default model (MiniLM + LoRA sentiment adapter)"
-  except jaxplain.ModelLoadError as e:
-    config, pure, tok = default_lib.load_base(num_labels=2, seed=0)
-    model = default_lib._to_model(config, pure, tok, ("negative", "positive"),  # pylint: disable=protected-access
-                                  name="MiniLM base + seeded random head")
-    return model, (f"FALLBACK: default_model() unavailable ({str(e)[:80]}...); using "
-                   "all-MiniLM-L6-v2 base weights + a seeded random 2-class head")
-
-
-def to_torch(model):
-  """The same weights as a Hugging Face ``BertForSequenceClassification`` (eval, float32)."""
-  import torch  # pylint: disable=g-import-not-at-top
-  import transformers  # pylint: disable=g-import-not-at-top
-  from flax import nnx  # pylint: disable=g-import-not-at-top
-  c = model.config
-  hf = transformers.BertConfig(
-      vocab_size=c.vocab_size, hidden_size=c.hidden_size, num_hidden_layers=c.num_layers,
-      num_attention_heads=c.num_heads, intermediate_size=c.intermediate_size,
-      max_position_embeddings=c.max_positions, type_vocab_size=c.type_vocab_size,
-      layer_norm_eps=c.layer_norm_eps, num_labels=c.num_labels, hidden_act="gelu",
-      attn_implementation="sdpa")
-  torch_model = transformers.BertForSequenceClassification(hf).eval()
-  p = jax.tree.map(np.asarray, nnx.to_pure_dict(model.params))
-  sd = {}
-  lin = lambda d: (torch.tensor(d["kernel"].T.copy()), torch.tensor(d["bias"]))
-  norm = lambda d: (torch.tensor(d["scale"]), torch.tensor(d["bias"]))
-  e = p["embeddings"]
-  sd["bert.embeddings.word_embeddings.weight"] = torch.tensor(e["word"]["embedding"])
-  sd["bert.embeddings.position_embeddings.weight"] = torch.tensor(e["position"]["embedding"])
-  sd["bert.embeddings.token_type_embeddings.weight"] = torch.tensor(e["token_type"]["embedding"])
-  sd["bert.embeddings.LayerNorm.weight"], sd["bert.embeddings.LayerNorm.bias"] = norm(e["norm"])
-  names = {"query": "attention.self.query", "key": "attention.self.key",
-           "value": "attention.self.value", "attn_out": "attention.output.dense",
-           "attn_norm": "attention.output.LayerNorm", "ffn_in": "intermediate.dense",
-           "ffn_out": "output.dense", "ffn_norm": "output.LayerNorm"}
-  for i in range(c.num_layers):
-    layer = p["layers"][i]  # nnx.List -> a dict keyed by int
-    for ours, theirs in names.items():
-      w, b = (norm if ours.endswith("norm") else lin)(layer[ours])
-      sd[f"bert.encoder.layer.{i}.{theirs}.weight"], sd[f"bert.encoder.layer.{i}.{theirs}.bias"] = w, b
-  sd["bert.pooler.dense.weight"], sd["bert.pooler.dense.bias"] = lin(p["head"]["pooler"])
-  sd["classifier.weight"], sd["classifier.bias"] = lin(p["head"]["out"])
-  missing, unexpected = torch_model.load_state_dict(sd, strict=False)
-  missing = [k for k in missing if "position_ids" not in k]
-  assert not missing and not unexpected, (missing, unexpected)
-  return torch_model
 
 
 def useful_flops(config, n: int) -> float:
@@ -144,29 +82,6 @@ def useful_flops(config, n: int) -> float:
   dense = layers * 2 * n * (4 * h * h + 2 * h * i) + 2 * h * h + 2 * h * config.num_labels
   attention = layers * 2 * (2 * n * n * h)
   return 2 * dense + 3 * attention
-
-
-def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
-  a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
-  f = jax.jit(lambda x: x @ x)
-  f(a).block_until_ready()
-  best = float("inf")
-  for _ in range(repeats):
-    t = time.perf_counter()
-    f(a).block_until_ready()
-    best = min(best, time.perf_counter() - t)
-  return 2 * size ** 3 / best
-
-
-def bucketed_batches(model, texts, batch_size):
-  """Sorted by length, ``batch_size`` per batch, padded to a bucket: ``[(indices, Batch)]``."""
-  lengths = [len(model.tokenizer(t)["input_ids"]) for t in texts]
-  order = np.argsort(lengths, kind="stable")
-  out = []
-  for s in range(0, len(order), batch_size):
-    idx = order[s:s + batch_size]
-    out.append((idx, model.encode([texts[j] for j in idx], max_length=512).device_part()))
-  return out, np.asarray(lengths)
 
 
 def token_ids(model, name: str) -> dict:

@@ -32,29 +32,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 import jaxplain  # noqa: E402
 from jaxplain.api import compiled  # noqa: E402
 from jaxplain.attribution.heads import HeadMasks  # noqa: E402
+from _common import bucketed_batches, load_texts  # noqa: E402
 
 METHODS = ("attnlrp", "cp_lrp", "ig50", "gae", "mask_lrp")
-
-
-def load_texts(path: str, n: int) -> list[str]:
-  """As ``bench_gradients.load_texts``: the same ``n`` snippets."""
-  import pandas as pd  # pylint: disable=g-import-not-at-top
-  df = pd.read_csv(path)
-  df = df[df["category"].isin(["fresh", "rotten"])]
-  texts = df["text"].dropna().astype(str).str.strip()
-  texts = texts[texts.str.len() > 0].drop_duplicates()
-  return texts.sample(n=min(n, len(texts)), random_state=0).tolist()
-
-
-def bucketed_batches(model, texts, batch_size):
-  """As ``bench_gradients.bucketed_batches``: sorted by length, padded to a bucket."""
-  lengths = [len(model.tokenizer(t)["input_ids"]) for t in texts]
-  order = np.argsort(lengths, kind="stable")
-  out = []
-  for s in range(0, len(order), batch_size):
-    idx = order[s:s + batch_size]
-    out.append((idx, model.encode([texts[j] for j in idx], max_length=512).device_part()))
-  return out, np.asarray(lengths)
 
 
 def kernel(model, label, head_mask, chunk=None):

@@ -49,17 +49,16 @@ import tempfile
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, REPO)
 
-import jaxplain  # noqa: E402
 from jaxplain import corpus  # noqa: E402
 from jaxplain.data import read_rotten_tomatoes  # noqa: E402
 from jaxplain.models.tokenize import bucket_length  # noqa: E402
+from _common import load_model, matmul_peak, to_torch  # noqa: E402
 
 IG_STEPS = 50
 BINS = (0.01, 0.05, 0.10, 0.20, 0.50)
@@ -67,58 +66,6 @@ METHODS = ("integrated_gradients", "gradient_x_input", "saliency")
 
 
 # --- model, data, FLOPs ------------------------------------------------------------------------
-
-
-def load_model():
-  try:
-    return jaxplain.default_model(), "default model (all-MiniLM-L6-v2 + LoRA sentiment adapter)"
-  except jaxplain.ModelLoadError as e:
-    from jaxplain.models import default as default_lib  # pylint: disable=g-import-not-at-top
-    config, pure, tok = default_lib.load_base(num_labels=2, seed=0)
-    model = default_lib._to_model(config, pure, tok, ("negative", "positive"),  # pylint: disable=protected-access
-                                  name="MiniLM base + seeded random head")
-    return model, (f"FALLBACK: default_model() unavailable ({str(e)[:80]}...); all-MiniLM-L6-v2 "
-                   "base weights + a seeded random 2-class head (same cost)")
-
-
-def to_torch(model):
-  """The same weights as a Hugging Face ``BertForSequenceClassification`` (eval, float32)."""
-  import torch  # pylint: disable=g-import-not-at-top
-  import transformers  # pylint: disable=g-import-not-at-top
-  from flax import nnx  # pylint: disable=g-import-not-at-top
-  c = model.config
-  hf = transformers.BertConfig(
-      vocab_size=c.vocab_size, hidden_size=c.hidden_size, num_hidden_layers=c.num_layers,
-      num_attention_heads=c.num_heads, intermediate_size=c.intermediate_size,
-      max_position_embeddings=c.max_positions, type_vocab_size=c.type_vocab_size,
-      layer_norm_eps=c.layer_norm_eps, num_labels=c.num_labels, hidden_act="gelu",
-      attn_implementation="sdpa")
-  torch_model = transformers.BertForSequenceClassification(hf).eval()
-  p = jax.tree.map(np.asarray, nnx.to_pure_dict(model.params))
-  lin = lambda d: (torch.tensor(d["kernel"].T.copy()), torch.tensor(d["bias"]))
-  norm = lambda d: (torch.tensor(d["scale"]), torch.tensor(d["bias"]))
-  e = p["embeddings"]
-  sd = {"bert.embeddings.word_embeddings.weight": torch.tensor(e["word"]["embedding"]),
-        "bert.embeddings.position_embeddings.weight": torch.tensor(e["position"]["embedding"]),
-        "bert.embeddings.token_type_embeddings.weight":
-            torch.tensor(e["token_type"]["embedding"])}
-  sd["bert.embeddings.LayerNorm.weight"], sd["bert.embeddings.LayerNorm.bias"] = norm(e["norm"])
-  names = {"query": "attention.self.query", "key": "attention.self.key",
-           "value": "attention.self.value", "attn_out": "attention.output.dense",
-           "attn_norm": "attention.output.LayerNorm", "ffn_in": "intermediate.dense",
-           "ffn_out": "output.dense", "ffn_norm": "output.LayerNorm"}
-  for i in range(c.num_layers):
-    layer = p["layers"][i]
-    for ours, theirs in names.items():
-      w, b = (norm if ours.endswith("norm") else lin)(layer[ours])
-      sd[f"bert.encoder.layer.{i}.{theirs}.weight"] = w
-      sd[f"bert.encoder.layer.{i}.{theirs}.bias"] = b
-  sd["bert.pooler.dense.weight"], sd["bert.pooler.dense.bias"] = lin(p["head"]["pooler"])
-  sd["classifier.weight"], sd["classifier.bias"] = lin(p["head"]["out"])
-  missing, unexpected = torch_model.load_state_dict(sd, strict=False)
-  missing = [k for k in missing if "position_ids" not in k]
-  assert not missing and not unexpected, (missing, unexpected)
-  return torch_model
 
 
 def forward_flops(config, n: int) -> float:
@@ -150,18 +97,6 @@ def useful_flops(config, n: int) -> float:
   f = lambda k: forward_flops(config, k)
   metrics = len(METHODS) * (f(n) + sum(f(k) for k in removal_lengths(n)))
   return f(n) + (IG_STEPS + 1) * grad_flops(config, n) + metrics
-
-
-def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
-  a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
-  f = jax.jit(lambda x: x @ x)
-  f(a).block_until_ready()
-  best = float("inf")
-  for _ in range(repeats):
-    t = time.perf_counter()
-    f(a).block_until_ready()
-    best = min(best, time.perf_counter() - t)
-  return 2 * size ** 3 / best
 
 
 # --- jaxplain ----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import json
 import os
 import re
 import warnings
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -214,7 +214,7 @@ def to_params(config: EncoderConfig, weights: dict[str, np.ndarray], abstract: d
     if path.endswith(".kernel"):
       value = value.T  # torch [out, in] -> ours [in, out]
     flat[path] = value
-  expected = _flatten(abstract)
+  expected = flatten_tree(abstract)
   missing = sorted(p for p in expected if p not in flat)
   if missing:
     raise ModelLoadError(
@@ -233,23 +233,25 @@ def to_params(config: EncoderConfig, weights: dict[str, np.ndarray], abstract: d
     warnings.warn(f"{source}: {len(noisy)} checkpoint key(s) not used by the {config.head} "
                   f"model: {', '.join(noisy[:8])}{' ...' if len(noisy) > 8 else ''}",
                   stacklevel=3)
-  return _unflatten({p: flat[p] for p in expected}, abstract), unused
+  return unflatten_tree({p: flat[p] for p in expected}, abstract), unused
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_tree(tree: Mapping[Any, Any], prefix: str = "") -> dict[str, Any]:
+  """A nested mapping as ``{"a.b.c": leaf}`` (keys joined with dots)."""
   out = {}
   for k, v in tree.items():
     name = f"{prefix}{k}"
-    if isinstance(v, dict):
-      out.update(_flatten(v, name + "."))
+    if isinstance(v, Mapping):
+      out.update(flatten_tree(v, name + "."))
     else:
       out[name] = v
   return out
 
 
-def _unflatten(flat: dict[str, Any], like: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def unflatten_tree(flat: Mapping[str, Any], like: Mapping[Any, Any], prefix: str = "") -> dict:
+  """The inverse of :func:`flatten_tree`, nested like ``like`` (its keys, ``flat``'s leaves)."""
   out = {}
   for k, v in like.items():
     name = f"{prefix}{k}"
-    out[k] = _unflatten(flat, v, name + ".") if isinstance(v, dict) else flat[name]
+    out[k] = unflatten_tree(flat, v, name + ".") if isinstance(v, Mapping) else flat[name]
   return out

@@ -145,7 +145,7 @@ def apply_lora(params: Mapping[str, Any], adapter: Mapping[str, Any],
     ModelLoadError: an adapter path the parameters lack, an unpaired LoRA factor, or a shape
       mismatch.
   """
-  flat = _flatten(params)
+  flat = convert.flatten_tree(params)
   out = dict(flat)
   for path, value in adapter.items():
     if path.endswith(_LORA_B):
@@ -173,7 +173,7 @@ def apply_lora(params: Mapping[str, Any], adapter: Mapping[str, Any],
     if path.endswith(_LORA_B) and path[:-len(_LORA_B)] + _LORA_A not in adapter:
       raise ModelLoadError(f"adapter entry {path} has no {_LORA_A} partner; the adapter is "
                            "corrupt.")
-  return _unflatten(out, params)
+  return convert.unflatten_tree(out, params)
 
 
 def lora_scale(meta: Mapping[str, Any]) -> float:
@@ -229,22 +229,3 @@ def _to_model(config: EncoderConfig, pure: dict[str, Any], tokenizer: Any,
               labels: tuple[str, ...], name: str) -> Model:
   state = to_state(config, jax.tree.map(jnp.asarray, pure))
   return model_from_params(config, state, tokenizer, labels, name=name)
-
-
-def _flatten(tree: Mapping[Any, Any], prefix: str = "") -> dict[str, Any]:
-  out = {}
-  for k, v in tree.items():
-    name = f"{prefix}{k}"
-    if isinstance(v, Mapping):
-      out.update(_flatten(v, name + "."))
-    else:
-      out[name] = v
-  return out
-
-
-def _unflatten(flat: Mapping[str, Any], like: Mapping[Any, Any], prefix: str = "") -> dict:
-  out = {}
-  for k, v in like.items():
-    name = f"{prefix}{k}"
-    out[k] = _unflatten(flat, v, name + ".") if isinstance(v, Mapping) else flat[name]
-  return out

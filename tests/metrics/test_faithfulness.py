@@ -176,12 +176,18 @@ def test_oracle_beats_random_beats_anti_oracle(additive, seed):
 
 # --- the real encoder ----------------------------------------------------------------------------
 
-def test_encoder_all_levels_in_one_forward_equal_a_loop():
+def _encoder_case():
+  """A tiny random BERT, three examples of 5, 9 and 16 tokens, and random scores."""
   forward, params = init_encoder(EncoderConfig(
       family="bert", hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
       vocab_size=100, max_positions=64, num_labels=2))
   batch = make_batch([5, 9, 16], seed=1, word_len=2)
   scores = jnp.asarray(np.random.default_rng(1).normal(size=(3, T)), jnp.float32)
+  return forward, params, batch, scores
+
+
+def test_encoder_all_levels_in_one_forward_equal_a_loop():
+  forward, params, batch, scores = _encoder_case()
   protos = (fm.comprehensiveness_protocol(unit="word"), fm.aopc_log_odds_protocol(min_length=0))
   out = run(forward, params, batch, scores, protos)
   one = jax.jit(lambda b: jax.nn.softmax(forward(params, b, Taps()).logits, -1))
@@ -197,11 +203,7 @@ def test_encoder_all_levels_in_one_forward_equal_a_loop():
 
 def test_compact_runner_equals_one_fold_on_the_encoder():
   """Rows re-bucketed by remaining length give the same metrics as the jitted one-fold run."""
-  forward, params = init_encoder(EncoderConfig(
-      family="bert", hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
-      vocab_size=100, max_positions=64, num_labels=2))
-  batch = make_batch([5, 9, 16], seed=1, word_len=2)
-  scores = jnp.asarray(np.random.default_rng(1).normal(size=(3, T)), jnp.float32)
+  forward, params, batch, scores = _encoder_case()
   protos = (fm.comprehensiveness_protocol(), fm.sufficiency_protocol(),
             fm.aopc_log_odds_protocol(replacement_id=PAD, min_length=0))
   folded = run(forward, params, batch, scores, protos)
