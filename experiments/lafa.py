@@ -5,7 +5,7 @@ Per sentence, the Pearson correlation between word scores and a lexicon proxy of
 LAFA against its base methods and a random baseline. The paper's gold is |SST leaf sentiment -
 centre| from human phrase labels; ours is a LEXICON PROXY, not human annotation.
 
-    python experiments/lafa.py --data-dir ../shared/data --limit 400
+    python experiments/lafa.py --data-dir ../shared/data --limit 1265 --samples 10
 
 Writes ``experiments/lafa/results/{table.md,table.json}``.
 """
