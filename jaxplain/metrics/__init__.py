@@ -27,14 +27,14 @@ from jaxplain.metrics.plausibility import (auprc, average_precision, iou_f1, pla
 from jaxplain.metrics.stats import Interval, bootstrap_ci
 
 __all__ = [
-    "CURVE_FRACTIONS", "ERASER_BINS", "METRICS", "Evaluation", "Interval", "LexiconRationale",
+    "CURVE_FRACTIONS", "ERASER_BINS", "Evaluation", "Interval", "LexiconRationale", "METRICS",
     "Protocol", "Removal", "aopc_log_odds", "aopc_log_odds_protocol", "apply_removal", "au_mse",
     "au_mse_protocol", "auac", "auac_protocol", "auprc", "average_precision", "bootstrap_ci",
     "comprehensiveness", "comprehensiveness_protocol", "deletion_curves", "deletion_protocol",
-    "evaluate", "forward_compacted", "forward_levels", "insertion_curve", "insertion_protocol", "iou_f1",
-    "kendall_tau_b", "lexicon_rationale", "perturb", "perturb_protocols", "plausibility", "precision_recall_f1",
-    "rank_agreement", "rationale_from_spans", "reduce_protocols", "rationale_from_words", "read_dataset",
-    "read_vader_lexicon", "removable_mask", "removal_masks", "run_protocols",
-    "run_protocols_compact", "spearman",
+    "evaluate", "forward_compacted", "forward_levels", "insertion_curve", "insertion_protocol",
+    "iou_f1", "kendall_tau_b", "lexicon_rationale", "perturb", "perturb_protocols",
+    "plausibility", "precision_recall_f1", "rank_agreement", "rationale_from_spans",
+    "rationale_from_words", "read_dataset", "read_vader_lexicon", "reduce_protocols",
+    "removable_mask", "removal_masks", "run_protocols", "run_protocols_compact", "spearman",
     "sufficiency", "sufficiency_protocol", "to_words", "top_k_mask", "trapezoid",
 ]
