@@ -199,6 +199,8 @@ def evaluate(model, texts: Sequence[str], labels: Sequence[Any],
     raise InputError(f"target must be 'predicted' or 'gold', not {target!r}.")
   if batch_size < 1:
     raise InputError(f"batch_size must be >= 1, got {batch_size}.")
+  if chunk_size is not None and int(chunk_size) < 1:
+    raise InputError(f"chunk_size must be >= 1 removal levels per call, got {chunk_size}.")
   wants_plaus = "plausibility" in metrics
   if wants_plaus and rationales is None and lexicon_path is None:
     raise InputError("plausibility needs rationales=[...] or lexicon_path= (a lexicon proxy).")
@@ -211,7 +213,7 @@ def evaluate(model, texts: Sequence[str], labels: Sequence[Any],
   protos = _metric_protocols([m for m in metrics if m in FAITHFULNESS], model.tokenizer,
                              replacement_id, metric_options or {})
   pad_id = int(getattr(model.tokenizer, "pad_token_id", 0) or 0)
-  rows = 128 if chunk_size is None else max(1, int(chunk_size)) * batch_size
+  rows = 128 if chunk_size is None else int(chunk_size) * batch_size
   run = _runner(model.forward, protos, pad_id, rows) if protos else None
   fns = {name: _score_fn(model, name, m, method_options or {}) for name, m in methods.items()}
   per = {name: {} for name in fns}

@@ -67,6 +67,8 @@ def test_evaluate_bad_input(tiny_model, tmp_path):
     evaluate(tiny_model, TEXTS, LABELS, {"r": lambda b: np.zeros((1, 3))}, batch_size=4)
   with pytest.raises(InputError, match=r"NaN or inf in 4 example\(s\)"):
     evaluate(tiny_model, TEXTS, LABELS, {"r": lambda b: random_scores(b) / 0.0}, batch_size=4)
+  with pytest.raises(InputError, match="chunk_size must be >= 1"):
+    evaluate(tiny_model, TEXTS, LABELS, {"r": random_scores}, chunk_size=0)
   blocker = tmp_path / "file"
   blocker.write_text("")
   with pytest.raises(InputError, match="cannot write"):
