@@ -245,7 +245,7 @@ def main():
                        "1.5), not human rationales",
             "skipped": "; ".join(f"{m}: {why}" for m, why in skipped.items()) or "none",
             "s / example": "attribution time per example on "
-                           f"{os.cpu_count()} shared CPU cores: warm calls (jit compile "
+                           f"{os.cpu_count()} CPU cores: warm calls (jit compile "
                            "excluded) when a padded shape ran more than once, else the first "
                            "call (compile, or loading it from --cache-dir, included); first-"
                            "call seconds per method are in leaderboard.json"})
