@@ -402,6 +402,7 @@ def run_protocols_compact(forward: Forward, params: Params, batch: Batch,
   """
   if rows < 1:
     raise InputError(f"rows must be >= 1, got {rows}.")
+  check_scores(batch, scores)  # eagerly: under jit only the shape could be checked
   stacked = _perturb_jit(batch, scores, protocols=tuple(protocols), pad_id=int(pad_id),
                          special_mask=special_mask)
   logits = forward_compacted(forward, params, stacked, rows=rows, buckets=buckets)

@@ -215,6 +215,8 @@ def test_compact_runner_equals_one_fold_on_the_encoder():
                                err_msg=k)
   with pytest.raises(InputError, match="rows must be >= 1"):
     fm.run_protocols_compact(forward, params, batch, scores, protos, rows=0)
+  with pytest.raises(InputError, match=r"NaN or inf in 1 example\(s\): 1"):
+    fm.run_protocols_compact(forward, params, batch, scores.at[1, 2].set(jnp.nan), protos)
 
 
 def test_forward_compacted_runs_short_rows_short():
