@@ -303,7 +303,7 @@ def forward_compacted(forward: Forward, params: Params, batches: Batch, *, rows:
   The ``R * B`` rows are sorted by the position of their last real token, cut into groups of
   ``rows`` (the last group filled with repeats) and each group is truncated to the smallest
   bucket that holds its longest row, so a row that deletion left with 3 tokens no longer runs at
-  ``T``. Truncation drops only positions after a row's last real token, which the attention mask
+  ``T``; identical rows (the protocols overlap) run once. Truncation drops only positions after a row's last real token, which the attention mask
   already hides, so the logits equal :func:`forward_levels`' up to float rounding. Host-side
   orchestration over jitted forwards (one program per ``(rows, bucket)`` shape): not traceable.
 
@@ -318,11 +318,12 @@ def forward_compacted(forward: Forward, params: Params, batches: Batch, *, rows:
   r, b, t = batches.input_ids.shape
   ids, mask, types = (np.asarray(x, np.int32).reshape(r * b, t) for x in
                       (batches.input_ids, batches.attention_mask, batches.token_type_ids))
+  ids, mask, types, inverse = _unique_rows(ids, mask, types)
   real = mask > 0
   ends = np.where(real.any(-1), t - np.argmax(real[:, ::-1], axis=-1), 1)   # last real + 1
   order = np.argsort(ends, kind="stable")
   fn = _logits_fn(forward)
-  n = r * b
+  n = len(ids)
   rows = max(1, min(int(rows), n))
   out = None
   for start in range(0, n, rows):
@@ -334,7 +335,22 @@ def forward_compacted(forward: Forward, params: Params, batches: Batch, *, rows:
     if out is None:
       out = np.empty((n,) + logits.shape[1:], logits.dtype)
     out[idx[:k]] = logits[:k]
+  out = out[inverse]
   return jnp.asarray(out.reshape((r, b) + out.shape[1:]))
+
+
+def _unique_rows(ids: np.ndarray, mask: np.ndarray, types: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+  """The distinct rows of ``(ids, mask, types)`` ``[N, T]`` and, per row, its distinct index.
+
+  Protocols overlap: insertion of the top k% is LeRF deletion of the rest, ERASER's 1% and 5%
+  bins remove the same single token from a short text, every curve starts at the full input.
+  Identical rows give identical logits, so each is run once (Rotten Tomatoes test snippets,
+  ERASER + deletion + insertion at 6 levels: 1.7x fewer rows).
+  """
+  rows = np.concatenate([ids, mask, types], axis=1)
+  _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+  return ids[first], mask[first], types[first], np.asarray(inverse).reshape(-1)
 
 
 def check_scores(batch: Batch, scores, what: str = "scores") -> None:

@@ -234,3 +234,20 @@ def test_forward_compacted_runs_short_rows_short():
   out = forward_compacted(forward, PARAMS, levels, rows=1, buckets=(4, 8))
   assert sorted(seen) == [(1, 4), (1, 8)]
   np.testing.assert_allclose(out, forward_levels(additive_forward, PARAMS, levels), atol=ATOL)
+
+
+def test_forward_compacted_runs_identical_rows_once():
+  """Overlapping protocols give identical rows: each distinct row is run once, results scattered."""
+  seen = []
+
+  def forward(params, batch, taps):
+    seen.append(batch.input_ids.shape)
+    return additive_forward(params, batch, taps)
+
+  short = [CLS, A, SEP, PAD, PAD, PAD, PAD, PAD]
+  long_ = [CLS, A, B_, C, D, SEP, PAD, PAD]
+  ids = jnp.asarray([[short, long_], [long_, short], [short, short]])          # [R=3, B=2, T]
+  levels = Batch(ids, (ids != PAD).astype(jnp.int32), jnp.zeros_like(ids))
+  out = forward_compacted(forward, PARAMS, levels, rows=8, buckets=(8,))
+  assert seen == [(2, 8)]  # 6 rows, 2 distinct: one call of 2
+  np.testing.assert_allclose(out, forward_levels(additive_forward, PARAMS, levels), atol=ATOL)
