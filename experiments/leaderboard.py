@@ -1,27 +1,35 @@
 """The explainer leaderboard: every jaxplain method on the default model, Rotten Tomatoes test split.
 
-    python experiments/leaderboard.py --data-dir ../shared/data --limit 100 --ig-steps 20
+    python experiments/leaderboard.py --data-dir ../shared/data --limit 0 --ig-steps 20
 
-For each method of ``jaxplain.methods()`` (those needing trained artefacts are skipped and
-listed; LAFA gets a neighbour index over training texts), on the first ``--limit`` examples of
-the default model's held-out test split (``split_by_movie`` with the seed in the model's
-``adapter.json``): ERASER comprehensiveness/sufficiency, deletion (MoRF/LeRF) and insertion
+For each method of ``jaxplain.methods()``, on the first ``--limit`` examples of the default
+model's held-out test split (``split_by_movie`` with the seed in the model's ``adapter.json``;
+``--limit 0``: all): ERASER comprehensiveness/sufficiency, deletion (MoRF/LeRF) and insertion
 curves and areas, and plausibility against the VADER lexicon proxy, each with a 95% bootstrap
 interval, plus warm attribution seconds per example on this machine. The target is the
 predicted class. Writes ``experiments/results/leaderboard.{md,json}`` and ``report.html`` (the
 ``jaxplain report`` page).
 
-ERASER and plausibility come from :func:`jaxplain.metrics.evaluate`; deletion/insertion run
-through :func:`jaxplain.metrics.run_protocols_compact` on the same scores so their curves are kept.
-The defaults (100 examples, 20 IG steps, 10 noise samples, 6 curve levels) keep the whole run
-to about 25 minutes on 2 shared CPU cores; a larger machine can pass ``--limit 0`` (all).
+Methods that need trained artefacts get them here: LAFA a neighbour index over training texts;
+``attention_pooling`` and ``l2x`` selectors trained on ``--selector-train`` training texts over
+the frozen encoder (L2X with random attention pretraining, the mitigation that removed the
+combinatorial shortcut in ``experiments/shortcuts``); ``diffmask`` the gates given by
+``--gates`` (skipped, and listed, without them).
+
+The four faithfulness protocols run in one :func:`jaxplain.metrics.run_protocols_compact` call
+per batch (perturbed rows re-bucketed by remaining length, identical rows run once);
+plausibility comes from :func:`jaxplain.metrics.evaluate`. Each method's results are kept in
+``--work-dir`` as soon as it finishes, so an interrupted run resumes where it stopped (a method
+is recomputed only when the settings it depends on changed).
 """
 
 import argparse
 import dataclasses
 import functools
+import hashlib
 import json
 import os
+import pickle
 import time
 
 import jax
@@ -31,20 +39,16 @@ import numpy as np
 import jaxplain
 from jaxplain import Batch
 from jaxplain.data import LABELS, read_rotten_tomatoes, split_by_movie
-from jaxplain.metrics import deletion_protocol, evaluate, insertion_protocol, run_protocols_compact
+from jaxplain.metrics import faithfulness as fm
+from jaxplain.metrics import evaluate
 from jaxplain.metrics.evaluate import HIGHER_IS_BETTER
 from jaxplain.viz.report import render_report
 from jaxplain.viz.report_data import Curve, ReportData, ReportExample
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-NEEDS_ARTEFACT = {
-    "attention_pooling": "needs a trained selector (jaxplain.attribution.selectors)",
-    "l2x": "needs a trained selector (jaxplain.attribution.selectors)",
-    "diffmask": "needs trained gates (jaxplain diffmask train); the sentiment gates trained here "
-                "collapsed (experiments/diffmask_sentiment/README.md)",
-}
-EVALUATE_METRICS = ("comprehensiveness", "sufficiency")
+SELECTORS = {"attention_pooling": "attention", "l2x": "l2x"}
 KEEP_PLAUSIBILITY = ("lexicon_proxy/auprc", "lexicon_proxy/f1")
+CURVES = ("deletion_morf_curve", "deletion_lerf_curve", "insertion_area_curve")
 
 
 def hyper_for(name: str, args) -> dict:
@@ -53,11 +57,19 @@ def hyper_for(name: str, args) -> dict:
     return {"steps": args.ig_steps}
   if name in ("smoothgrad", "smoothgrad_sq", "vargrad"):
     return {"samples": args.samples}
+  if name == "lafa":
+    return {"pool": args.lafa_pool, "base": "gradient_sq", "layer": 2}
+  if name in SELECTORS:
+    return {"selector_train": args.selector_train, "selector_steps": args.selector_steps,
+            "k": 5, **({"mitigation": "random attention pretraining"} if name == "l2x" else {})}
+  if name == "diffmask":
+    return {"gates": os.path.abspath(args.gates)}
   return {}
 
 
 class Recorder:
-  """A ``(batch, target) -> scores`` callable for ``evaluate`` that also keeps what the report needs.
+  """A ``(batch, target) -> scores`` callable for ``evaluate`` that also runs the faithfulness
+  protocols on the same scores and keeps what the report needs.
 
   ``evaluate`` walks the texts in order, ``batch_size`` at a time, padding the last batch with
   repeats; the cursor maps each batch row back to its example. The first call at each padded
@@ -65,9 +77,8 @@ class Recorder:
   :meth:`seconds_per_example` is the warm time of the other calls.
   """
 
-  def __init__(self, model, name, hyper, texts, curve_fn, arrays=None):
-    self.model, self.name, self.hyper, self.texts = model, name, hyper, texts
-    self.arrays = arrays or {}  # array hyperparameters (a LAFA index): not printed
+  def __init__(self, model, name, kwargs, texts, curve_fn):
+    self.model, self.name, self.kwargs, self.texts = model, name, kwargs, texts
     self.curve_fn = curve_fn
     self.cursor, self.compile_seconds, self.warm_seconds, self.warm_examples = 0, 0.0, 0.0, 0
     self.shapes = set()
@@ -82,7 +93,7 @@ class Recorder:
   def __call__(self, batch, target):
     t0 = time.perf_counter()
     att = jaxplain.attribute(self.model, batch, self.name, target=np.asarray(target), seed=0,
-                             **self.hyper, **self.arrays)
+                             **self.kwargs)
     jax.block_until_ready(att.scores)
     spent = time.perf_counter() - t0
     shape = tuple(np.shape(batch.input_ids))
@@ -105,15 +116,91 @@ class Recorder:
         elif np.ndim(v) == 1 and k not in ("target", "probability"):
           self.areas.setdefault(k, {})[i] = float(np.asarray(v)[j])
       att.texts[j] = self.texts[i]  # offsets index the original text
-      self.words[i] = att.word_scores(j)
+      words, scores = att.word_scores(j)
+      self.words[i] = (list(words), np.asarray(scores, np.float32))
     print(f"  {self.name}: {shape} {spent:.1f} s", flush=True)
     return att.scores
+
+
+def fingerprint(*parts) -> str:
+  """A short digest of everything a cached result depends on."""
+  return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def train_selectors(model, train_texts, args, work_dir) -> dict:
+  """Attention pooling and L2X (random attention pretraining) over the frozen encoder, cached."""
+  from jaxplain.attribution import selectors as S  # pylint: disable=g-import-not-at-top
+  key = fingerprint(model.name, args.selector_train, args.selector_steps, 5, "v1")
+  out, todo = {}, []
+  for name, kind in SELECTORS.items():
+    path = os.path.join(work_dir, f"selector_{name}_{key}")
+    if os.path.exists(os.path.join(path, "selector.json")):
+      out[name] = S.load_selector(path)
+    else:
+      todo.append((name, kind, path))
+  if not todo:
+    return out
+  t0 = time.perf_counter()
+  texts = [t for t in train_texts if len(model.tokenizer(t)["input_ids"]) >= 7][
+      :args.selector_train]
+  fwd = jax.jit(lambda p, b: model.forward(p, b))
+  ctx, tok, masks, preds = [], [], [], []
+  for i in range(0, len(texts), 64):
+    b = model.encode(texts[i:i + 64], max_length=64)
+    o = fwd(model.params, b.device_part())
+    ctx.append(np.asarray(o.hidden[-1]))
+    tok.append(np.asarray(o.hidden[0]))
+    masks.append(np.asarray(b.attention_mask))
+    preds.append(np.asarray(o.logits.argmax(-1)))
+  width = max(x.shape[1] for x in masks)
+  pad = lambda xs: np.concatenate([np.pad(x, [(0, 0), (0, width - x.shape[1])] +
+                                          [(0, 0)] * (x.ndim - 2)) for x in xs])
+  context, tokens, mask = jnp.asarray(pad(ctx)), jnp.asarray(pad(tok)), jnp.asarray(pad(masks))
+  predicted = jnp.asarray(np.concatenate(preds))
+  for name, kind, path in todo:
+    cfg = S.TrainConfig(kind=kind, k=5, steps=args.selector_steps)
+    trainer = S.train if name == "attention_pooling" else S.train_random_pretrained
+    params = trainer(context, tokens, mask, predicted, cfg, key=jax.random.key(0))
+    sel = S.Selector(jax.tree.map(np.asarray, params), kind=kind, k=5,
+                     hidden=int(context.shape[-1]), classes=2)
+    S.save_selector(path, sel)
+    out[name] = S.load_selector(path)
+  print(f"selectors trained on {len(texts)} training texts: {time.perf_counter() - t0:.0f} s",
+        flush=True)
+  return out
+
+
+def run_method(model, name, kwargs, texts, gold, curve_fn, lexicon, args) -> dict:
+  """One method's attributions, faithfulness, plausibility and timings (a picklable dict)."""
+  rec = Recorder(model, name, kwargs, texts, curve_fn)
+  load_before = os.getloadavg()
+  t0 = time.perf_counter()
+  ev = evaluate(model, texts, gold.tolist(), {name: rec},
+                ("plausibility",) if lexicon else (), batch_size=args.batch_size,
+                target="predicted", seed=0, lexicon_path=lexicon) if lexicon else None
+  if ev is None:  # no lexicon: run the recorder over the batches ourselves
+    for i in range(0, len(texts), args.batch_size):
+      chunk = texts[i:i + args.batch_size]
+      chunk = chunk + [chunk[0]] * (args.batch_size - len(chunk))
+      b = model.encode(chunk)
+      rec(b, np.asarray(model(b)).argmax(-1))
+  n = len(texts)
+  metrics = {k: np.asarray(v, np.float64) for k, v in (ev.per_example[name].items() if ev else ())
+             if k in KEEP_PLAUSIBILITY}
+  for k, d in rec.areas.items():
+    metrics[k] = np.asarray([d.get(i, np.nan) for i in range(n)], np.float64)
+  return {"metrics": metrics,
+          "curves": {k: np.stack([d[i] for i in range(n)]) for k, d in rec.curves.items()},
+          "words": rec.words, "seconds_per_example": rec.seconds_per_example(),
+          "compile_seconds": rec.compile_seconds, "wall_seconds": time.perf_counter() - t0,
+          "loadavg_1min": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+          "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
 def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--data-dir", default=os.path.join(HERE, "..", "..", "shared", "data"))
-  p.add_argument("--limit", type=int, default=100, help="test examples (first N of the split)")
+  p.add_argument("--limit", type=int, default=100, help="test examples (first N; 0: all)")
   p.add_argument("--max-tokens", type=int, default=None,
                  help="keep only test examples of at most this many tokens (before --limit)")
   p.add_argument("--ig-steps", type=int, default=20, help="IG / layer IG steps (default 50)")
@@ -121,19 +208,25 @@ def main():
   p.add_argument("--batch-size", type=int, default=25)
   p.add_argument("--curve-levels", type=int, default=6,
                  help="deletion/insertion levels, linspace(0, 1, N) (library default 11)")
-  p.add_argument("--aopc", action="store_true",
-                 help="also Mask-LRP's AOPC / log-odds (9 more forwards per example)")
   p.add_argument("--methods", default=None, help="comma-separated subset (default: all)")
   p.add_argument("--model", default=None, help="model path (default: the default model)")
   p.add_argument("--lafa-pool", type=int, default=256,
                  help="training texts in LAFA's neighbour index")
+  p.add_argument("--selector-train", type=int, default=2000,
+                 help="training texts for the attention-pooling / L2X selectors")
+  p.add_argument("--selector-steps", type=int, default=600)
+  p.add_argument("--gates", default=None,
+                 help="trained DiffMask gates (jaxplain diffmask train); without: skipped")
   p.add_argument("--report-examples", type=int, default=100, help="heatmaps in the HTML")
   p.add_argument("--cache-dir", default="",
                  help="a persistent jit cache directory (reruns skip compiling)")
+  p.add_argument("--work-dir", default=os.path.join(HERE, "results", "leaderboard_work"),
+                 help="per-method results, kept so an interrupted run resumes")
   p.add_argument("--out", default=os.path.join(HERE, "results"))
   args = p.parse_args()
   if args.cache_dir:
     jax.config.update("jax_compilation_cache_dir", os.path.abspath(args.cache_dir))
+  os.makedirs(args.work_dir, exist_ok=True)
 
   t_start = time.perf_counter()
   if args.model is None:
@@ -142,7 +235,7 @@ def main():
   else:
     model, seed = jaxplain.load_model(args.model), 0
   df = read_rotten_tomatoes(os.path.join(args.data_dir, "rotten_tomatoes_corpus_full.csv.bz2"))
-  full_test = split_by_movie(df, seed)[2]
+  train_split, _, full_test = split_by_movie(df, seed)
   test = full_test
   if args.max_tokens:
     n_tok = np.asarray([len(x) for x in model.tokenizer(test.text.tolist())["input_ids"]])
@@ -159,48 +252,65 @@ def main():
   n = len(texts)
 
   wanted = args.methods.split(",") if args.methods else list(jaxplain.methods())
-  skipped = {m: why for m, why in NEEDS_ARTEFACT.items() if m in wanted}
-  names = [m for m in wanted if m not in NEEDS_ARTEFACT]
+  skipped = {}
+  if "diffmask" in wanted and not args.gates:
+    skipped["diffmask"] = ("needs trained gates: pass --gates (jaxplain diffmask train, or "
+                           "experiments/diffmask_sentiment.py)")
+  names = [m for m in wanted if m not in skipped]
 
   fractions = tuple(float(f) for f in np.linspace(0.0, 1.0, args.curve_levels))
-  protos = (deletion_protocol(fractions), insertion_protocol(fractions))
+  protos = (fm.comprehensiveness_protocol(), fm.sufficiency_protocol(),
+            fm.deletion_protocol(fractions), fm.insertion_protocol(fractions))
   pad_id = int(getattr(model.tokenizer, "pad_token_id", 0) or 0)
   curve_fn = functools.partial(  # rows re-bucketed by remaining length; forwards shared by methods
-      lambda fwd, params, batch, scores, target: run_protocols_compact(
+      lambda fwd, params, batch, scores, target: fm.run_protocols_compact(
           fwd, params, batch, scores, protos, target, pad_id=pad_id), model.forward)
-  arrays, lafa_index_seconds = {}, 0.0
-  if "lafa" in names:
-    from jaxplain.attribution import build_index
-    t0 = time.perf_counter()
-    pool = [t for t in split_by_movie(df, seed)[0].text.tolist()  # padded like the queries
-            if len(model.tokenizer(t)["input_ids"]) <= max(model.buckets)][:args.lafa_pool]
-    batches = [model.encode(pool[i:i + args.batch_size])
-               for i in range(0, len(pool), args.batch_size)]
-    arrays["lafa"] = {"index": build_index(model.forward, model.params, batches, layer=2,
-                                           base="gradient_sq")}
-    lafa_index_seconds = time.perf_counter() - t0
-    print(f"LAFA index over {len(pool)} training texts: {lafa_index_seconds:.1f} s", flush=True)
-  recorders = {m: Recorder(model, m, hyper_for(m, args), texts, curve_fn, arrays.get(m))
-               for m in names}
   lexicon = os.path.join(args.data_dir, "vader_lexicon.txt")
-  metrics_wanted = EVALUATE_METRICS + (("aopc_log_odds",) if args.aopc else ()) + (
-      ("plausibility",) if os.path.exists(lexicon) else ())
-  ev = evaluate(model, texts, gold.tolist(), recorders, metrics_wanted,
-                batch_size=args.batch_size, target="predicted", seed=0,
-                lexicon_path=lexicon if os.path.exists(lexicon) else None)
+  lexicon = lexicon if os.path.exists(lexicon) else None
+  common = fingerprint(model.name, texts, args.batch_size, args.curve_levels, lexicon is not None,
+                       "v2")
+  results, extra_seconds = {}, {}
+  for name in names:
+    hyper = hyper_for(name, args)
+    path = os.path.join(args.work_dir, f"{name}_{fingerprint(common, hyper)}.pkl")
+    if os.path.exists(path):
+      with open(path, "rb") as f:
+        results[name] = pickle.load(f)
+      print(f"{name}: cached ({results[name]['finished']})", flush=True)
+      continue
+    kwargs = {k: v for k, v in hyper.items() if k in ("steps", "samples", "gates")}
+    if name == "lafa":
+      from jaxplain.attribution import build_index  # pylint: disable=g-import-not-at-top
+      t0 = time.perf_counter()
+      pool = [t for t in train_split.text.tolist()  # padded like the queries
+              if len(model.tokenizer(t)["input_ids"]) <= max(model.buckets)][:args.lafa_pool]
+      batches = [model.encode(pool[i:i + args.batch_size])
+                 for i in range(0, len(pool), args.batch_size)]
+      kwargs["index"] = build_index(model.forward, model.params, batches, layer=2,
+                                    base="gradient_sq")
+      extra_seconds["lafa_index"] = round(time.perf_counter() - t0, 2)
+      print(f"LAFA index over {len(pool)} training texts: {extra_seconds['lafa_index']} s",
+            flush=True)
+    if name in SELECTORS:
+      t0 = time.perf_counter()
+      kwargs["selector"] = train_selectors(model, train_split.text.tolist(), args,
+                                           args.work_dir)[name]
+      extra_seconds.setdefault("selectors", round(time.perf_counter() - t0, 2))
+    print(f"{name}: running on {n} examples", flush=True)
+    results[name] = run_method(model, name, kwargs, texts, gold, curve_fn, lexicon, args)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+      pickle.dump(results[name], f)
+    os.replace(tmp, path)
 
   back = np.argsort(order)  # sorted position of each example, in split order
-  metrics = {m: {k: np.asarray(v, np.float64)[back] for k, v in ev.per_example[m].items()
-                 if k in KEEP_PLAUSIBILITY or not k.startswith("lexicon_proxy/")
-                 and k != "probability"}  # probability: the model's, not an explainer's
-             for m in names}
-  for m, rec in recorders.items():
-    for k, d in rec.areas.items():
-      metrics[m][k] = np.asarray([d.get(i, np.nan) for i in range(n)], np.float64)[back]
+  first = ("comprehensiveness", "sufficiency") + KEEP_PLAUSIBILITY  # then the curve areas
+  rank = lambda k: (first.index(k) if k in first else len(first), k)
+  metrics = {m: {k: r["metrics"][k][back] for k in sorted(r["metrics"], key=rank)}
+             for m, r in results.items()}
   curves = []
-  for k in ("deletion_morf_curve", "deletion_lerf_curve", "insertion_area_curve"):
-    values = {m: np.stack([rec.curves[k][i] for i in range(n)])[back]
-              for m, rec in recorders.items() if k in rec.curves}
+  for k in CURVES:
+    values = {m: r["curves"][k][back] for m, r in results.items() if k in r["curves"]}
     if values:
       curves.append(Curve(k.replace("_area", ""), np.asarray(fractions), values,
                           xlabel="fraction of tokens " + ("inserted" if "insertion" in k
@@ -216,26 +326,26 @@ def main():
     examples.append(ReportExample(
         id=str(i), text=split_texts[i], label=labels[int(test.label.iloc[i])],
         prediction=labels[pred], probability=float(probs[i, pred]),
-        words={m: rec.words[back[i]] for m, rec in recorders.items() if back[i] in rec.words}))
+        words={m: r["words"][back[i]] for m, r in results.items() if back[i] in r["words"]}))
   hyper = {m: hyper_for(m, args) for m in names if hyper_for(m, args)}
-  if "lafa" in names:
-    hyper["lafa"] = {"pool": args.lafa_pool, "base": "gradient_sq", "layer": 2}
-  seconds = {m: rec.seconds_per_example() for m, rec in recorders.items()}
-  compile_seconds = {m: round(rec.compile_seconds, 2) for m, rec in recorders.items()}
-  if "lafa" in recorders:
-    compile_seconds["lafa_index"] = round(lafa_index_seconds, 2)
+  seconds = {m: r["seconds_per_example"] for m, r in results.items()}
+  timing = {m: {"compile_seconds": round(r["compile_seconds"], 2),
+                "wall_seconds": round(r["wall_seconds"], 1), "loadavg_1min": r["loadavg_1min"],
+                "finished": r["finished"]} for m, r in results.items()}
   if args.max_tokens:
     fits = int(sum(len(x) <= args.max_tokens for x in
                    model.tokenizer(full_test.text.tolist())["input_ids"]))
     subset = (f"Rotten Tomatoes test split (split_by_movie seed {seed}): the first {n} "
               f"examples of at most {args.max_tokens} tokens ({fits} of the split's "
               f"{len(full_test)} examples are that short)")
+  elif n == len(full_test):
+    subset = f"Rotten Tomatoes test split (split_by_movie seed {seed}): all {n} examples"
   else:
     subset = (f"Rotten Tomatoes test split (split_by_movie seed {seed}): the first {n} of "
               f"{len(full_test)} examples")
   data = ReportData(
       title="jaxplain explainer leaderboard: default model, Rotten Tomatoes test split",
-      methods=names, metrics=metrics, higher_is_better=dict(HIGHER_IS_BETTER),
+      methods=list(results), metrics=metrics, higher_is_better=dict(HIGHER_IS_BETTER),
       seconds_per_example=seconds, examples=examples, curves=curves, num_examples=n,
       meta={"model": model.name, "data": subset, "target": "predicted class",
             "hyperparameters": json.dumps(hyper, sort_keys=True),
@@ -247,13 +357,15 @@ def main():
             "s / example": "attribution time per example on "
                            f"{os.cpu_count()} CPU cores: warm calls (jit compile "
                            "excluded) when a padded shape ran more than once, else the first "
-                           "call (compile, or loading it from --cache-dir, included); first-"
-                           "call seconds per method are in leaderboard.json"})
+                           "call (compile, or loading it from --cache-dir, included); per "
+                           "method, first-call seconds, wall time, finishing time and the 1-min "
+                           "load average before/after (2 = the two cores busy with this run "
+                           "alone) are in leaderboard.json"})
   write(args.out, data, skipped, time.perf_counter() - t_start, vars(args), seed, subset,
-        compile_seconds)
+        {"per_method": timing, "artefacts_seconds": extra_seconds})
 
 
-def write(out_dir, data, skipped, wall, args, seed, subset, compile_seconds):
+def write(out_dir, data, skipped, wall, args, seed, subset, timing):
   """``leaderboard.md``, ``leaderboard.json`` and ``report.html`` in ``out_dir``."""
   os.makedirs(out_dir, exist_ok=True)
   table = data.leaderboard()
@@ -278,7 +390,8 @@ def write(out_dir, data, skipped, wall, args, seed, subset, compile_seconds):
         "Command: `python experiments/leaderboard.py " +
         " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
                  for k, v in args.items()
-                 if v is not None and v is not False and k not in ("out", "cache_dir"))
+                 if v is not None and v is not False
+                 and k not in ("out", "cache_dir", "work_dir"))
         + "`", ""]
   with open(os.path.join(out_dir, "leaderboard.md"), "w") as f:
     f.write("\n".join(md))
@@ -287,7 +400,7 @@ def write(out_dir, data, skipped, wall, args, seed, subset, compile_seconds):
                           "subset": subset, **{k: v for k, v in data.meta.items()
                                                if k in ("metrics", "hyperparameters")}},
                "skipped": skipped, "seconds_per_example": data.seconds_per_example,
-               "compile_seconds": compile_seconds,
+               "timing": timing,
                "rows": json.loads(table.to_json(orient="records"))}, f, indent=1)
   with open(os.path.join(out_dir, "report.html"), "w", encoding="utf-8") as f:
     f.write(render_report(data))
