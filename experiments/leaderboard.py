@@ -14,7 +14,8 @@ Methods that need trained artefacts get them here: LAFA a neighbour index over t
 ``attention_pooling`` and ``l2x`` selectors trained on ``--selector-train`` training texts over
 the frozen encoder (L2X with random attention pretraining, the mitigation that removed the
 combinatorial shortcut in ``experiments/shortcuts``); ``diffmask`` the gates given by
-``--gates`` (skipped, and listed, without them).
+``--gates`` (skipped, and listed, without them); ``mask_lrp`` the important heads of
+``--heads`` (by default those ``experiments/mask_lrp`` found for the default model).
 
 The four faithfulness protocols run in one :func:`jaxplain.metrics.run_protocols_compact` call
 per batch (perturbed rows re-bucketed by remaining length, identical rows run once);
@@ -43,7 +44,7 @@ from jaxplain.metrics import faithfulness as fm
 from jaxplain.metrics import evaluate
 from jaxplain.metrics.evaluate import HIGHER_IS_BETTER
 from jaxplain.viz.report import render_report
-from jaxplain.viz.report_data import Curve, ReportData, ReportExample
+from jaxplain.viz.report_data import Curve, HeadGrid, LayerTokenMap, ReportData, ReportExample
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SELECTORS = {"attention_pooling": "attention", "l2x": "l2x"}
@@ -64,6 +65,8 @@ def hyper_for(name: str, args) -> dict:
             "k": 5, **({"mitigation": "random attention pretraining"} if name == "l2x" else {})}
   if name == "diffmask":
     return {"gates": os.path.abspath(args.gates)}
+  if name == "mask_lrp" and args.heads:
+    return {"head_mask": "synt_pos of " + os.path.abspath(args.heads)}
   return {}
 
 
@@ -217,6 +220,9 @@ def main():
   p.add_argument("--selector-steps", type=int, default=600)
   p.add_argument("--gates", default=None,
                  help="trained DiffMask gates (jaxplain diffmask train); without: skipped")
+  p.add_argument("--heads", default=os.path.join(HERE, "mask_lrp", "results", "heads",
+                                                  "head_masks.json"),
+                 help="Mask-LRP's important heads (jaxplain heads); '' for none (= all heads)")
   p.add_argument("--report-examples", type=int, default=100, help="heatmaps in the HTML")
   p.add_argument("--cache-dir", default="",
                  help="a persistent jit cache directory (reruns skip compiling)")
@@ -291,6 +297,9 @@ def main():
       extra_seconds["lafa_index"] = round(time.perf_counter() - t0, 2)
       print(f"LAFA index over {len(pool)} training texts: {extra_seconds['lafa_index']} s",
             flush=True)
+    if name == "mask_lrp" and args.heads:
+      from jaxplain.attribution.heads import HeadMasks  # pylint: disable=g-import-not-at-top
+      kwargs["head_mask"] = jnp.asarray(HeadMasks.load(args.heads, model).synt_pos)
     if name in SELECTORS:
       t0 = time.perf_counter()
       kwargs["selector"] = train_selectors(model, train_split.text.tolist(), args,
@@ -327,6 +336,22 @@ def main():
         id=str(i), text=split_texts[i], label=labels[int(test.label.iloc[i])],
         prediction=labels[pred], probability=float(probs[i, pred]),
         words={m: r["words"][back[i]] for m, r in results.items() if back[i] in r["words"]}))
+  diffmask_maps, head_grids = [], []
+  if "diffmask" in results:  # the layer x token maps of the first few shown examples
+    from jaxplain.attribution import diffmask as dm  # pylint: disable=g-import-not-at-top
+    few = split_texts[:6]
+    b = model.encode(few)
+    keep = np.asarray(dm.explain(model, b, args.gates)["keep"])
+    for i, toks in enumerate(model.tokens(b)):
+      diffmask_maps.append(LayerTokenMap(str(i), list(toks), keep[i, :len(toks)],
+                                         title=f"example {i}: {few[i][:80]}"))
+  if "mask_lrp" in results and args.heads:
+    from jaxplain.attribution.heads import HeadMasks  # pylint: disable=g-import-not-at-top
+    masks = HeadMasks.load(args.heads, model)
+    head_grids.append(HeadGrid(
+        title=f"Mask-LRP's important heads (syntactic or positional): "
+              f"{int(masks.synt_pos.sum())} of {masks.synt_pos.size}",
+        values=masks.synt_pos, label="head mask", masks=masks))
   hyper = {m: hyper_for(m, args) for m in names if hyper_for(m, args)}
   seconds = {m: r["seconds_per_example"] for m, r in results.items()}
   timing = {m: {"compile_seconds": round(r["compile_seconds"], 2),
@@ -347,6 +372,7 @@ def main():
       title="jaxplain explainer leaderboard: default model, Rotten Tomatoes test split",
       methods=list(results), metrics=metrics, higher_is_better=dict(HIGHER_IS_BETTER),
       seconds_per_example=seconds, examples=examples, curves=curves, num_examples=n,
+      diffmask=diffmask_maps, head_grids=head_grids,
       meta={"model": model.name, "data": subset, "target": "predicted class",
             "hyperparameters": json.dumps(hyper, sort_keys=True),
             "metrics": f"ERASER comprehensiveness/sufficiency (bins 1-50%, deletion); "
