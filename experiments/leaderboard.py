@@ -12,8 +12,9 @@ predicted class. Writes ``experiments/results/leaderboard.{md,json}`` and ``repo
 
 Methods that need trained artefacts get them here: LAFA a neighbour index over training texts;
 ``attention_pooling`` and ``l2x`` selectors trained on ``--selector-train`` training texts over
-the frozen encoder (L2X with random attention pretraining, the mitigation that removed the
-combinatorial shortcut in ``experiments/shortcuts``); ``diffmask`` the gates given by
+the frozen encoder to fit the default model's predictions (the class the leaderboard explains;
+``experiments/shortcuts`` fits attention pooling to the gold labels instead), L2X with random
+attention pretraining, the mitigation that removed the combinatorial shortcut there; ``diffmask`` the gates given by
 ``--gates`` (skipped, and listed, without them); ``mask_lrp`` the important heads of
 ``--heads`` (by default those ``experiments/mask_lrp`` found for the default model).
 
@@ -131,7 +132,8 @@ def fingerprint(*parts) -> str:
 
 
 def train_selectors(model, train_texts, args, work_dir) -> dict:
-  """Attention pooling and L2X (random attention pretraining) over the frozen encoder, cached."""
+  """Attention pooling and L2X (random attention pretraining) fitted to the model's predictions
+  over its frozen encoder, saved in ``work_dir`` (a rerun loads them)."""
   from jaxplain.attribution import selectors as S  # pylint: disable=g-import-not-at-top
   key = fingerprint(model.name, args.selector_train, args.selector_steps, 5, "v1")
   out, todo = {}, []
