@@ -303,9 +303,10 @@ def forward_compacted(forward: Forward, params: Params, batches: Batch, *, rows:
   The ``R * B`` rows are sorted by the position of their last real token, cut into groups of
   ``rows`` (the last group filled with repeats) and each group is truncated to the smallest
   bucket that holds its longest row, so a row that deletion left with 3 tokens no longer runs at
-  ``T``; identical rows (the protocols overlap) run once. Truncation drops only positions after a row's last real token, which the attention mask
-  already hides, so the logits equal :func:`forward_levels`' up to float rounding. Host-side
-  orchestration over jitted forwards (one program per ``(rows, bucket)`` shape): not traceable.
+  ``T``; identical rows (the protocols overlap) run once. Truncation drops only positions after
+  a row's last real token, which the attention mask already hides, so the logits equal
+  :func:`forward_levels`' up to float rounding. Host-side orchestration over jitted forwards
+  (one program per ``(rows, bucket)`` shape): not traceable.
 
   Args:
     forward, params: the model.
