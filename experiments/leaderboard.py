@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import time
 
 import jax
@@ -124,6 +125,14 @@ class Recorder:
       self.words[i] = (list(words), np.asarray(scores, np.float32))
     print(f"  {self.name}: {shape} {spent:.1f} s", flush=True)
     return att.scores
+
+
+def shown_path(value):
+  """``value`` with its absolute paths made relative to the repository root (for the results)."""
+  if not isinstance(value, str):
+    return value
+  root = os.path.dirname(HERE)
+  return re.sub(r"(?<!\S)/\S+", lambda m: os.path.relpath(m.group(0), root), value)
 
 
 def fingerprint(*parts) -> str:
@@ -354,7 +363,8 @@ def main():
         title=f"Mask-LRP's important heads (syntactic or positional): "
               f"{int(masks.synt_pos.sum())} of {masks.synt_pos.size}",
         values=masks.synt_pos, label="head mask", masks=masks))
-  hyper = {m: hyper_for(m, args) for m in names if hyper_for(m, args)}
+  hyper = {m: {k: shown_path(v) for k, v in hyper_for(m, args).items()}
+           for m in names if hyper_for(m, args)}
   seconds = {m: r["seconds_per_example"] for m, r in results.items()}
   timing = {m: {"compile_seconds": round(r["compile_seconds"], 2),
                 "wall_seconds": round(r["wall_seconds"], 1), "loadavg_1min": r["loadavg_1min"],
@@ -389,8 +399,23 @@ def main():
                            "method, first-call seconds, wall time, finishing time and the 1-min "
                            "load average before/after (2 = the two cores busy with this run "
                            "alone) are in leaderboard.json"})
-  write(args.out, data, skipped, time.perf_counter() - t_start, vars(args), seed, subset,
+  shown_args = {k: (shown_path(v) if k in ("data_dir", "gates", "heads") else v)
+                for k, v in vars(args).items()
+                if not (k == "heads" and v == p.get_default("heads"))}
+  write(args.out, data, skipped, time.perf_counter() - t_start, shown_args, seed, subset,
         {"per_method": timing, "artefacts_seconds": extra_seconds})
+
+
+def busy_note(timing) -> list[str]:
+  """A warning naming the methods timed while the 1-min load average exceeded the core count."""
+  cores = os.cpu_count() or 1
+  busy = {m: max(t["loadavg_1min"]) for m, t in timing["per_method"].items()
+          if max(t["loadavg_1min"]) > cores + 0.5}
+  if not busy:
+    return []
+  listed = ", ".join(f"{m} ({v:.1f})" for m, v in busy.items())
+  return [f"Timed while other work shared the {cores} cores (1-min load average above "
+          f"{cores + 0.5:g}; their s / example is inflated): {listed}.", ""]
 
 
 def write(out_dir, data, skipped, wall, args, seed, subset, timing):
@@ -398,6 +423,7 @@ def write(out_dir, data, skipped, wall, args, seed, subset, timing):
   os.makedirs(out_dir, exist_ok=True)
   table = data.leaderboard()
   metric_names = data.metric_names()
+  method_minutes = sum(t["wall_seconds"] for t in timing["per_method"].values()) / 60
   lines = ["| method | " + " | ".join(f"{k} {'↑' if data.higher_is_better.get(k, True) else '↓'}"
                                        for k in metric_names) + " | s / example |",
            "|---|" + "---|" * (len(metric_names) + 1)]
@@ -412,19 +438,23 @@ def write(out_dir, data, skipped, wall, args, seed, subset, timing):
         f"{subset}; model {data.meta['model']}; target: the predicted class. Mean [95% "
         f"bootstrap CI]; ↑ higher / ↓ lower is better. Metrics: {data.meta['metrics']}. "
         f"Hyperparameters: {data.meta['hyperparameters']}. s / example: "
-        f"{data.meta['s / example']}. Wall time {wall / 60:.1f} min.", "",
-        *lines, "", "Skipped: " + ("; ".join(f"`{m}` ({why})" for m, why in skipped.items())
-                                   or "none"), "",
+        f"{data.meta['s / example']}. Compute: the methods' own wall times (attribution, "
+        f"metrics, compile) sum to {method_minutes:.1f} min; methods finished by an earlier, "
+        f"interrupted invocation of the same command were loaded from --work-dir (this "
+        f"invocation: {wall / 60:.1f} min).", "",
+        *lines, "", *busy_note(timing), "Skipped: " + (
+            "; ".join(f"`{m}` ({why})" for m, why in skipped.items()) or "none"), "",
         "Command: `python experiments/leaderboard.py " +
         " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
                  for k, v in args.items()
-                 if v is not None and v is not False
+                 if v is not None and v is not False and v != ""
                  and k not in ("out", "cache_dir", "work_dir"))
         + "`", ""]
   with open(os.path.join(out_dir, "leaderboard.md"), "w") as f:
     f.write("\n".join(md))
   with open(os.path.join(out_dir, "leaderboard.json"), "w") as f:
     json.dump({"config": {**args, "split_seed": seed, "wall_seconds": round(wall, 1),
+                          "method_wall_minutes": round(method_minutes, 1),
                           "subset": subset, **{k: v for k, v in data.meta.items()
                                                if k in ("metrics", "hyperparameters")}},
                "skipped": skipped, "seconds_per_example": data.seconds_per_example,
