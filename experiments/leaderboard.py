@@ -403,7 +403,7 @@ def main():
                 for k, v in vars(args).items()
                 if not (k == "heads" and v == p.get_default("heads"))}
   write(args.out, data, skipped, time.perf_counter() - t_start, shown_args, seed, subset,
-        {"per_method": timing, "artefacts_seconds": extra_seconds})
+        {"per_method": timing, "artefact_seconds_this_invocation": extra_seconds})
 
 
 def busy_note(timing) -> list[str]:

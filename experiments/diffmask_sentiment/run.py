@@ -78,8 +78,8 @@ def markdown(report: dict) -> str:
       lines.append(f"| {v} | {'E' if k == 0 else k} | {a:.3f} | {m:.3f} | {kl:.3f} |")
   for v, e in report["variants"].items():
     lines.append("")
-    lines.append(f"{v}: {e['steps_done']} steps in {e['train_s']:.0f} s; indices meeting the target: "
-                 f"{e['indices_meeting_target'] or 'none'}")
+    lines.append(f"{v}: {e['steps_done']} steps in {e['train_s']:.0f} s; indices meeting the "
+                 f"target: {e['indices_meeting_target'] or 'none'}")
   return "\n".join(lines) + "\n"
 
 
@@ -140,7 +140,8 @@ def main(argv=None):
     keep = np.asarray(dm.explain(model, test_b, res.gates)["keep"])
     mask = np.asarray(test_b.attention_mask) > 0
     expected_kept = [float(keep[..., k][mask].mean()) for k in range(keep.shape[-1])]
-    entry = {"command": command, "settings": settings, "train_s": train_s, "steps_done": steps_done, "selected": res.best, "config": dataclasses.asdict(cfg),
+    entry = {"command": command, "settings": settings, "train_s": train_s,
+             "steps_done": steps_done, "selected": res.best, "config": dataclasses.asdict(cfg),
              "test_agreement_per_layer": ev["agreement"], "test_kl_per_layer": ev["kl"],
              "test_fraction_masked_per_layer": [1 - x for x in ev["l0"]],
              "test_expected_kept_per_layer": expected_kept}
