@@ -238,7 +238,9 @@ def main():
   p.add_argument("--cache-dir", default="",
                  help="a persistent jit cache directory (reruns skip compiling)")
   p.add_argument("--work-dir", default=os.path.join(HERE, "results", "leaderboard_work"),
-                 help="per-method results, kept so an interrupted run resumes")
+                 help="per-method results (and trained selectors), kept so an interrupted "
+                 "run resumes; keyed on the model's name, the texts and the settings, not on "
+                 "weights or gate contents: empty it after retraining either")
   p.add_argument("--out", default=os.path.join(HERE, "results"))
   args = p.parse_args()
   if args.cache_dir:
