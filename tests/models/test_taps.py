@@ -171,3 +171,20 @@ def test_batch_invariance(model, batch, base):
   np.testing.assert_allclose(np.asarray(model(shuffled)), base.logits[order], atol=SAME, rtol=0)
   one = np.asarray(model(batch.device_part().take(slice(1, 2))))
   np.testing.assert_allclose(one[0], base.logits[1], atol=SAME, rtol=0)
+
+
+def test_logits_only_skip_the_last_layers_other_rows(model, batch):
+  """A program that reads only the logits compiles without the last layer's non-[CLS] rows.
+
+  The head reads ``hidden[L][:, 0]``, so the encoder computes the logits from a one-query pass
+  through the last layer; the full last layer exists only for ``hidden`` / ``attention``. Pinned
+  through XLA's FLOP count: removing the full last layer must cut its dense work.
+  """
+  cfg, (b, t) = model.config, batch.shape
+  part = batch.device_part()
+  flops = lambda fn: jax.jit(fn).lower(model.params, part).compile().cost_analysis()["flops"]
+  logits_only = flops(lambda p, x: model.forward(p, x).logits)
+  with_last = flops(lambda p, x: (model.forward(p, x).logits, model.forward(p, x).hidden[-1]))
+  h, i = cfg.hidden_size, cfg.intermediate_size
+  rows_skipped = b * (t - 1) * 2 * (2 * h * h + 2 * h * i)  # Q, attention output, FFN in/out
+  assert with_last - logits_only >= 0.9 * rows_skipped
