@@ -13,7 +13,8 @@ times:
   ``jaxplain.models.BUCKETS``; ``--buckets`` sets others, ``--fine-buckets`` adds a second
   jaxplain row with other buckets); IG and SmoothGrad with ``chunk_size = --rows // --batch``
   (at most ``--rows`` examples x steps per pass: all 50 x 32 at once needs ~29 GB); compile time
-  is reported apart and excluded from examples/s.
+  and one first execution per shape (which builds its runtime kernels) are reported apart and
+  excluded from examples/s, as Captum gets an untimed warm-up call.
 - Captum on a Hugging Face ``BertForSequenceClassification`` built from the very same weights
   (logit agreement printed): ``LayerIntegratedGradients`` on the word embeddings, 50 Gauss-Legendre
   steps, the ``[CLS] [PAD] ... [SEP]`` baseline; ``InputXGradient`` and ``NoiseTunnel(Saliency)``
@@ -22,7 +23,11 @@ times:
   ``--single-n`` examples; (b) batched: the same length-sorted batches, each padded to its own
   longest text (the least padding PyTorch can do), with ``internal_batch_size`` (IG: 64 or 160
   rows) / ``nt_samples_batch_size`` (SmoothGrad: 5 or 2 samples) chosen by timing both on
-  ``--tune-n`` examples of a mid-length batch first, on ``--captum-n`` examples. Both are random subsets of the ``--n``; their examples/s are rates on that subset, so
+  ``--tune-n`` examples of a mid-length batch first, on ``--captum-n`` examples.
+
+The runners are timed interleaved, batch by batch (jaxplain batch ``r``, Captum batch ``r``, the
+``r``-th slice of the one-at-a-time examples, then ``r + 1``...), so that a drift of this shared
+machine's speed during the run falls on all of them alike. Both are random subsets of the ``--n``; their examples/s are rates on that subset, so
   the table also gives a work-normalised ratio (useful GFLOP/s against useful GFLOP/s), which does
   not depend on which examples a subset drew.
 
@@ -98,9 +103,11 @@ def jaxplain_fn(model, name, hyper):
                   model.forward)
 
 
-def run_jaxplain(model, batches, name, hyper, rows=None):
-  """Times one kernel over all batches; ``rows`` bounds examples x steps per pass (IG's and
-  SmoothGrad's ``chunk_size`` = ``rows // batch``), as Captum's ``internal_batch_size`` does."""
+def prepare_jaxplain(model, batches, name, hyper, rows=None):
+  """One kernel compiled and run once for every bucket shape (timed apart), as one callable per
+  batch; ``rows`` bounds examples x steps per pass (IG's and SmoothGrad's ``chunk_size`` =
+  ``rows // batch``), as Captum's ``internal_batch_size`` does. Returns
+  ``(calls, compile seconds, shapes)``."""
   if rows and name in ("integrated_gradients", "smoothgrad"):
     b = max(x.input_ids.shape[0] for _, x in batches)
     hyper = tuple(hyper) + (("chunk_size", max(1, rows // b)),)
@@ -108,14 +115,43 @@ def run_jaxplain(model, batches, name, hyper, rows=None):
   key = jax.random.key(0)
   t0 = time.perf_counter()
   exe = {}
-  for _, b in batches:  # compile every bucket shape once, ahead of time (excluded, nothing run)
+  for _, b in batches:
     if b.input_ids.shape not in exe:
       exe[b.input_ids.shape] = fn.lower(model.params, b, None, key).compile()
-  compile_s = time.perf_counter() - t0
-  t0, c0 = time.perf_counter(), time.process_time()
+  # The first execution of each compiled program also builds its runtime kernels (about 1.4 s
+  # for an IG-50 program here): part of getting ready, like compiling, so it is done now.
+  first = {}
   for _, b in batches:
-    jax.block_until_ready(exe[b.input_ids.shape](model.params, b, None, key))
-  return (time.perf_counter() - t0, time.process_time() - c0), compile_s, len(exe)
+    if b.input_ids.shape not in first:
+      first[b.input_ids.shape] = jax.block_until_ready(
+          exe[b.input_ids.shape](model.params, b, None, key))
+  compile_s = time.perf_counter() - t0
+  calls = [lambda b=b: jax.block_until_ready(exe[b.input_ids.shape](model.params, b, None, key))
+           for _, b in batches]
+  return calls, compile_s, len(exe)
+
+
+def interleaved(runners: dict, settle: float = 0.5) -> dict:
+  """Runs ``{name: [callable, ...]}`` round by round, each runner's ``r``-th callable in turn, and
+  returns ``{name: (wall s, CPU s of this process)}`` summed over its callables.
+
+  Interleaving spreads every runner over the whole measurement, so a drift of the machine's
+  speed (this shared CPU's matmul peak moved between 170 and 195 GFLOP/s within an hour) hits
+  all runners alike instead of whichever ran in the slow minutes. Each call starts after
+  ``settle`` idle seconds (not timed): right after PyTorch work its OpenMP threads keep spinning
+  for a while, and an XLA call started then ran at about half speed (measured: 72 ms instead of
+  40 ms for a 1536^3 matmul), which would bill one library for the other's idle threads.
+  """
+  totals = {k: [0.0, 0.0] for k in runners}
+  for r in range(max(len(v) for v in runners.values())):
+    for k, calls in runners.items():
+      if r < len(calls):
+        time.sleep(settle)
+        t0, c0 = time.perf_counter(), time.process_time()
+        calls[r]()
+        totals[k][0] += time.perf_counter() - t0
+        totals[k][1] += time.process_time() - c0
+  return {k: tuple(v) for k, v in totals.items()}
 
 
 class CaptumRunner:
@@ -354,18 +390,11 @@ def main():
   for method in args.methods.split(","):
     name, hyper, passes = METHODS[method]
     useful = work(range(len(texts)), passes)
-    (seconds, jx_cpu), compile_s, shapes = run_jaxplain(model, batches, name, hyper, args.rows)
-    jx = len(texts) / seconds
-    print(f"\n[{method}] jaxplain: {jx:.2f} ex/s ({seconds:.1f} s for {len(texts)}; compile "
-          f"{compile_s:.1f} s for {shapes} shapes); useful {useful / seconds / 1e9:.1f} GFLOP/s",
-          flush=True)
-    fine_row = None
+    calls, compile_s, shapes = prepare_jaxplain(model, batches, name, hyper, args.rows)
+    runners = {"jaxplain": calls}
     if fine:
-      (f_s, f_cpu), f_compile, f_shapes = run_jaxplain(fine[0], fine[1], name, hyper,
-                                                        args.rows)
-      fine_row = (len(texts) / f_s, useful / f_s, len(texts) / f_cpu)
-      print(f"[{method}] jaxplain, fine buckets: {len(texts) / f_s:.2f} ex/s ({f_s:.1f} s; "
-            f"compile {f_compile:.1f} s for {f_shapes} shapes)", flush=True)
+      runners["fine"], f_compile, f_shapes = prepare_jaxplain(fine[0], fine[1], name, hyper,
+                                                              args.rows)
     # Captum batched: tune internal_batch_size / nt_samples_batch_size on one mid-length batch.
     options = [None] if method == "gxi" else (
         [64, 160] if method == "ig50" else [5, 2])
@@ -377,9 +406,27 @@ def main():
     best = min(tuned, key=lambda o: tuned[o][0])
     print(f"[{method}] Captum tuning on one batch of {len(tune_batch[0])}: "
           + ", ".join(f"{k}: {v[0]:.2f} s" for k, v in tuned.items()) + f" -> {best}", flush=True)
-    cb, cb_cpu = time_captum(runner, method, sub_batches, best)
+    runners["captum_batched"] = [
+        lambda b=b: runner.run(method, *b, internal_batch_size=best) for b in sub_batches]
+    rounds = max(len(batches), len(sub_batches))
+    runners["captum_single"] = [
+        lambda g=g: [runner.run(method, *singles[j]) for j in g]
+        for g in np.array_split(np.arange(len(singles)), rounds)]
+    timed = interleaved(runners)  # every runner's r-th batch in turn, for all r
+    seconds, jx_cpu = timed["jaxplain"]
+    cb, cb_cpu = timed["captum_batched"]
+    cs, cs_cpu = timed["captum_single"]
+    jx = len(texts) / seconds
+    print(f"\n[{method}] jaxplain: {jx:.2f} ex/s ({seconds:.1f} s for {len(texts)}; compile + "
+          f"first run {compile_s:.1f} s for {shapes} shapes); useful {useful / seconds / 1e9:.1f} GFLOP/s",
+          flush=True)
+    fine_row = None
+    if fine:
+      f_s, f_cpu = timed["fine"]
+      fine_row = (len(texts) / f_s, useful / f_s, len(texts) / f_cpu)
+      print(f"[{method}] jaxplain, fine buckets: {len(texts) / f_s:.2f} ex/s ({f_s:.1f} s; "
+            f"compile {f_compile:.1f} s for {f_shapes} shapes)", flush=True)
     print(f"[{method}] Captum batched: {captum_n / cb:.2f} ex/s ({cb:.1f} s)", flush=True)
-    cs, cs_cpu = time_captum(runner, method, singles, None)
     print(f"[{method}] Captum one at a time: {single_n / cs:.2f} ex/s ({cs:.1f} s)", flush=True)
     results[method] = dict(
         jaxplain=(jx, useful / seconds, len(texts) / jx_cpu),
