@@ -365,8 +365,8 @@ def main():
         title=f"Mask-LRP's important heads (syntactic or positional): "
               f"{int(masks.synt_pos.sum())} of {masks.synt_pos.size}",
         values=masks.synt_pos, label="head mask", masks=masks))
-  hyper = {m: {k: shown_path(v) for k, v in hyper_for(m, args).items()}
-           for m in names if hyper_for(m, args)}
+  hyper = {m: {k: shown_path(v) for k, v in h.items()}
+           for m in names if (h := hyper_for(m, args))}
   seconds = {m: r["seconds_per_example"] for m, r in results.items()}
   timing = {m: {"compile_seconds": round(r["compile_seconds"], 2),
                 "wall_seconds": round(r["wall_seconds"], 1), "loadavg_1min": r["loadavg_1min"],

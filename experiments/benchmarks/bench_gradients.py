@@ -23,13 +23,14 @@ times:
   ``--single-n`` examples; (b) batched: the same length-sorted batches, each padded to its own
   longest text (the least padding PyTorch can do), with ``internal_batch_size`` (IG: 64 or 160
   rows) / ``nt_samples_batch_size`` (SmoothGrad: 5 or 2 samples) chosen by timing both on
-  ``--tune-n`` examples of a mid-length batch first, on ``--captum-n`` examples.
+  ``--tune-n`` examples of a mid-length batch first, on ``--captum-n`` examples. Both are random
+  subsets of the ``--n``; their examples/s are rates on that subset, so the table also gives a
+  work-normalised ratio (useful GFLOP/s against useful GFLOP/s), which does not depend on which
+  examples a subset drew.
 
 The runners are timed interleaved, batch by batch (jaxplain batch ``r``, Captum batch ``r``, the
 ``r``-th slice of the one-at-a-time examples, then ``r + 1``...), so that a drift of this shared
-machine's speed during the run falls on all of them alike. Both are random subsets of the ``--n``; their examples/s are rates on that subset, so
-  the table also gives a work-normalised ratio (useful GFLOP/s against useful GFLOP/s), which does
-  not depend on which examples a subset drew.
+machine's speed during the run falls on all of them alike.
 
 Useful-FLOP utilisation: the matmul FLOPs of the real (non-padding) tokens only, for the forward
 pass plus the input-gradient backward pass, per IG step / noise sample, divided by wall time and by
@@ -116,15 +117,12 @@ def prepare_jaxplain(model, batches, name, hyper, rows=None):
   t0 = time.perf_counter()
   exe = {}
   for _, b in batches:
-    if b.input_ids.shape not in exe:
-      exe[b.input_ids.shape] = fn.lower(model.params, b, None, key).compile()
-  # The first execution of each compiled program also builds its runtime kernels (about 1.4 s
-  # for an IG-50 program here): part of getting ready, like compiling, so it is done now.
-  first = {}
-  for _, b in batches:
-    if b.input_ids.shape not in first:
-      first[b.input_ids.shape] = jax.block_until_ready(
-          exe[b.input_ids.shape](model.params, b, None, key))
+    shape = b.input_ids.shape
+    if shape not in exe:
+      exe[shape] = fn.lower(model.params, b, None, key).compile()
+      # The first execution of a compiled program also builds its runtime kernels (about 1.4 s
+      # for an IG-50 program here): part of getting ready, like compiling, so it is done now.
+      jax.block_until_ready(exe[shape](model.params, b, None, key))
   compile_s = time.perf_counter() - t0
   calls = [lambda b=b: jax.block_until_ready(exe[b.input_ids.shape](model.params, b, None, key))
            for _, b in batches]
@@ -418,14 +416,14 @@ def main():
     cs, cs_cpu = timed["captum_single"]
     jx = len(texts) / seconds
     print(f"\n[{method}] jaxplain: {jx:.2f} ex/s ({seconds:.1f} s for {len(texts)}; compile + "
-          f"first run {compile_s:.1f} s for {shapes} shapes); useful {useful / seconds / 1e9:.1f} GFLOP/s",
-          flush=True)
+          f"first run {compile_s:.1f} s for {shapes} shapes); useful "
+          f"{useful / seconds / 1e9:.1f} GFLOP/s", flush=True)
     fine_row = None
     if fine:
       f_s, f_cpu = timed["fine"]
       fine_row = (len(texts) / f_s, useful / f_s, len(texts) / f_cpu)
       print(f"[{method}] jaxplain, fine buckets: {len(texts) / f_s:.2f} ex/s ({f_s:.1f} s; "
-            f"compile {f_compile:.1f} s for {f_shapes} shapes)", flush=True)
+            f"compile + first run {f_compile:.1f} s for {f_shapes} shapes)", flush=True)
     print(f"[{method}] Captum batched: {captum_n / cb:.2f} ex/s ({cb:.1f} s)", flush=True)
     print(f"[{method}] Captum one at a time: {single_n / cs:.2f} ex/s ({cs:.1f} s)", flush=True)
     results[method] = dict(
