@@ -137,8 +137,8 @@ def interleaved(runners: dict, settle: float = 0.5) -> dict:
   speed (this shared CPU's matmul peak moved between 170 and 195 GFLOP/s within an hour) hits
   all runners alike instead of whichever ran in the slow minutes. Each call starts after
   ``settle`` idle seconds (not timed): right after PyTorch work its OpenMP threads keep spinning
-  for a while, and an XLA call started then ran at about half speed (measured: 72 ms instead of
-  40 ms for a 1536^3 matmul), which would bill one library for the other's idle threads.
+  for a while and slow an XLA call started then (``profile_ig_pass.py``: 50 ms instead of 42 ms
+  for a 1536^3 matmul), which would bill one library for the other's idle threads.
   """
   totals = {k: [0.0, 0.0] for k in runners}
   for r in range(max(len(v) for v in runners.values())):
