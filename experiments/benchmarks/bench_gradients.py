@@ -11,8 +11,11 @@ times:
 - jaxplain: the registered kernels jitted through ``jaxplain.api.compiled`` on length-bucketed
   batches (sorted by length, ``--batch`` examples, padded to the model's buckets, by default
   ``jaxplain.models.BUCKETS``; ``--buckets`` sets others, ``--fine-buckets`` adds a second
-  jaxplain row with other buckets); IG and SmoothGrad with ``chunk_size = --rows // --batch``
-  (at most ``--rows`` examples x steps per pass: all 50 x 32 at once needs ~29 GB); compile time
+  jaxplain row with other buckets); IG and SmoothGrad with the library's default
+  ``chunk_size="auto"`` (on the CPU: as many steps per pass as keep it within 2048 token rows,
+  ``_quadrature.CPU_TOKEN_ROWS``), or ``chunk_size = --rows // --batch`` when ``--rows`` is
+  given (at most ``--rows`` examples x steps per pass, the unit of Captum's
+  ``internal_batch_size``; runs before 2026-11-23 23:00 UTC used ``--rows 160``); compile time
   and one first execution per shape (which builds its runtime kernels) are reported apart and
   excluded from examples/s, as Captum gets an untimed warm-up call.
 - Captum on a Hugging Face ``BertForSequenceClassification`` built from the very same weights
@@ -21,8 +24,8 @@ times:
   (10 samples, stdev 0.15) on the embeddings.
   (a) one example at a time without padding, as transformers-interpret and ferret do, on
   ``--single-n`` examples; (b) batched: the same length-sorted batches, each padded to its own
-  longest text (the least padding PyTorch can do), with ``internal_batch_size`` (IG: 64 or 160
-  rows) / ``nt_samples_batch_size`` (SmoothGrad: 5 or 2 samples) chosen by timing both on
+  longest text (the least padding PyTorch can do), with ``internal_batch_size`` (IG: 64, 32 or
+  160 rows) / ``nt_samples_batch_size`` (SmoothGrad: 1, 2 or 5 samples) chosen by timing each on
   ``--tune-n`` examples of a mid-length batch first, on ``--captum-n`` examples. Both are random
   subsets of the ``--n``; their examples/s are rates on that subset, so the table also gives a
   work-normalised ratio (useful GFLOP/s against useful GFLOP/s), which does not depend on which
@@ -107,7 +110,8 @@ def jaxplain_fn(model, name, hyper):
 def prepare_jaxplain(model, batches, name, hyper, rows=None):
   """One kernel compiled and run once for every bucket shape (timed apart), as one callable per
   batch; ``rows`` bounds examples x steps per pass (IG's and SmoothGrad's ``chunk_size`` =
-  ``rows // batch``), as Captum's ``internal_batch_size`` does. Returns
+  ``rows // batch``), as Captum's ``internal_batch_size`` does; ``None`` keeps the library's
+  ``chunk_size="auto"``. Returns
   ``(calls, compile seconds, shapes)``."""
   if rows and name in ("integrated_gradients", "smoothgrad"):
     b = max(x.input_ids.shape[0] for _, x in batches)
@@ -307,9 +311,10 @@ def main():
   p.add_argument("--memory-chunk", type=int, default=4)
   p.add_argument("--memory-unchunked", action="store_true",
                  help="also compile (not run) the unchunked program for XLA's memory estimate")
-  p.add_argument("--rows", type=int, default=160,
+  p.add_argument("--rows", type=int, default=None,
                  help="jaxplain: at most this many examples x steps (or samples) per pass, "
-                      "through chunk_size = rows // batch (memory; 0 = all steps at once)")
+                      "through chunk_size = rows // batch (default: the library's "
+                      "chunk_size='auto', a token-row budget)")
   p.add_argument("--tune-n", type=int, default=8,
                  help="examples of the mid-length batch Captum's batch-size options are timed "
                       "on (0: no tuning, IG internal_batch_size 64, SmoothGrad 5 samples)")
@@ -395,7 +400,7 @@ def main():
                                                               args.rows)
     # Captum batched: tune internal_batch_size / nt_samples_batch_size on one mid-length batch.
     options = [None] if method == "gxi" else (
-        [64, 160] if method == "ig50" else [5, 2])
+        [64, 32, 160] if method == "ig50" else [5, 2, 1])
     runner.run(method, *singles[0])  # warm-up (first-call overheads), untimed
     if args.tune_n > 0:
       tuned = {o: time_captum(runner, method, [tune_batch], o) for o in options}

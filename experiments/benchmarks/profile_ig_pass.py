@@ -1,7 +1,7 @@
 """Where one IG pass spends its time on this CPU: the measurements behind bench_gradients' reading.
 
     python experiments/benchmarks/profile_ig_pass.py [--rows 160] [--tokens 32] [--repeats 6]
-        [--data /work/shared/data/rotten_tomatoes_corpus_full.csv.bz2 --n 512]
+        [--data /work/shared/data/rotten_tomatoes_corpus_full.csv.bz2 --n 512] [--only chunks]
 
 One IG chunk of the gradient benchmark is ``--rows`` interpolated inputs (5 steps x 32 examples)
 of ``--tokens`` tokens through the default model: the gradient of the target logit with respect
@@ -20,6 +20,10 @@ to the word embeddings. Printed, each from this run:
    Skipped without torch.
 5. With ``--data``: the padding of ``--n`` snippets in sorted batches of 32 for buckets in steps
    of 8 (the library's), steps of 4, and each batch padded to its own longest text.
+6. ``[chunks]``: the library's ``integrated_gradients`` (10 steps) on batches of 32 x 32 and
+   32 x 56 tokens with ``chunk_size`` 1, 2, 3, 5 and 10, i.e. 1-18k token rows per vmapped pass,
+   interleaved: time per token-step against the rows per pass (what ``chunk_size="auto"``'s CPU
+   budget, ``_quadrature.CPU_TOKEN_ROWS``, rests on). ``--only chunks`` runs just this part.
 """
 
 import argparse
@@ -104,6 +108,26 @@ def padding(path, n):
     print(f"  {name:28s} {slots} slots, {100 * (1 - lengths.sum() / slots):.1f}% padding")
 
 
+def chunks(model, repeats: int) -> None:
+  """Section 6: seconds per token-step of IG-10 against the token rows of one vmapped pass."""
+  from jaxplain.api import compiled  # pylint: disable=g-import-not-at-top
+  key = jax.random.key(0)
+  print(f"\n[chunks] integrated_gradients, 10 steps, batches of 32; median of {repeats} "
+        "interleaved calls; chunk_size -> token rows per pass: us per token-step")
+  for tokens in (32, 56):
+    batch, _ = inputs(model, 32, tokens)
+    programs, call_args = {}, {}
+    for chunk in (1, 2, 3, 5, 10):
+      fn = compiled("integrated_gradients", (("chunk_size", chunk), ("steps", 10)), model.forward)
+      programs[chunk] = fn.lower(model.params, batch, None, key).compile()
+      call_args[chunk] = (model.params, batch, None, key)
+    t = timed(programs, call_args, repeats)
+    per = {c: statistics.median(ts) / (10 * 32 * tokens) * 1e6 for c, ts in t.items()}
+    best = min(per.values())
+    print(f"  32 x {tokens}: " + "; ".join(
+        f"{c} -> {c * 32 * tokens} rows: {v:.0f} us ({v / best:.2f}x best)" for c, v in per.items()))
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--rows", type=int, default=160)
@@ -111,10 +135,14 @@ def main():
   p.add_argument("--repeats", type=int, default=6)
   p.add_argument("--data", default=None, help="Rotten Tomatoes CSV for the padding count")
   p.add_argument("--n", type=int, default=512)
+  p.add_argument("--only", choices=("chunks",), default=None,
+                 help="run one section only (chunks: token rows per pass)")
   args = p.parse_args()
   print(f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} | jax {jax.__version__} | "
         f"load average {os.getloadavg()[0]:.1f}")
   model = jaxplain.default_model()
+  if args.only == "chunks":
+    return chunks(model, args.repeats)
   batch, emb = inputs(model, args.rows, args.tokens)
   peak = matmul_peak()
   print(f"one IG chunk: {args.rows} rows x {args.tokens} tokens; matmul peak {peak / 1e9:.1f} "
@@ -194,6 +222,7 @@ def main():
 
   if args.data:
     padding(args.data, args.n)
+  chunks(model, args.repeats)
 
 
 if __name__ == "__main__":

@@ -32,9 +32,26 @@ def check_steps(steps: Any, quadrature: str) -> None:
 
 
 AUTO_TOKEN_ROWS = 8192
-"""``chunk_size="auto"`` keeps ``chunk * B * T`` at most this many token rows per vmapped call:
-about 2-3 GB of activations and gradients for a MiniLM-sized model, 5-6 GB for BERT-base (our
-choice, measured on MiniLM: unchunked IG-50 on 32 x 64 tokens asked XLA for 29 GB)."""
+"""``chunk_size="auto"`` on an accelerator keeps ``chunk * B * T`` at most this many token rows per
+vmapped call: about 2-3 GB of activations and gradients for a MiniLM-sized model, 5-6 GB for
+BERT-base (our choice, measured on MiniLM: unchunked IG-50 on 32 x 64 tokens asked XLA for
+29 GB)."""
+
+CPU_TOKEN_ROWS = 2048
+"""``chunk_size="auto"`` on the CPU backend: a smaller budget, for speed rather than memory. A pass
+over about 1-3k token rows keeps MiniLM's largest activation (``rows x 1536`` float32, the FFN's
+inner layer: 12.6 MB at 2048 rows) in a server CPU's last-level cache; at 5k rows and more the
+elementwise work around the matmuls runs from DRAM. Measured on the 2-core development CPU (AMD
+EPYC, IG on 32 x 32 and 32 x 56 batches): 1-3k rows per pass were 20-35% faster per token-step
+than 5-9k and 30-45% faster than 10-18k (``experiments/benchmarks/profile_ig_pass.py``,
+``[chunks]``). Our choice for the default; pass ``chunk_size`` to override."""
+
+
+def auto_token_rows(backend: str | None = None) -> int:
+  """The token-row budget of ``chunk_size="auto"``: :data:`CPU_TOKEN_ROWS` on the CPU backend,
+  :data:`AUTO_TOKEN_ROWS` elsewhere (``backend`` defaults to ``jax.default_backend()``)."""
+  backend = jax.default_backend() if backend is None else backend
+  return CPU_TOKEN_ROWS if backend == "cpu" else AUTO_TOKEN_ROWS
 
 
 def check_chunk_size(chunk_size: Any) -> None:
@@ -80,13 +97,16 @@ def quadrature_table(quadrature: str, steps: int) -> tuple[np.ndarray, np.ndarra
   return alphas, weights
 
 
-def resolve_chunk_size(chunk_size: int | str | None, steps: int, rows: int) -> int | None:
-  """``"auto"`` -> the largest chunk keeping ``chunk * rows <= AUTO_TOKEN_ROWS`` (at least 1),
-  or ``None`` when all ``steps`` fit; other values unchanged. ``rows`` is ``B * T``."""
+def resolve_chunk_size(chunk_size: int | str | None, steps: int, rows: int,
+                       budget: int | None = None) -> int | None:
+  """``"auto"`` -> the largest chunk keeping ``chunk * rows <= budget`` (at least 1), or ``None``
+  when all ``steps`` fit; other values unchanged. ``rows`` is ``B * T``; ``budget`` defaults to
+  :func:`auto_token_rows` for the default backend."""
   check_chunk_size(chunk_size)
   if not isinstance(chunk_size, str):
     return chunk_size
-  chunk = max(1, AUTO_TOKEN_ROWS // max(int(rows), 1))
+  budget = auto_token_rows() if budget is None else budget
+  chunk = max(1, budget // max(int(rows), 1))
   return None if chunk >= steps else chunk
 
 

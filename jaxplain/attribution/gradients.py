@@ -192,8 +192,9 @@ def integrated_gradients(forward: Forward, params: Params, batch: Batch,
     baseline: ``"pad"`` (default), ``"mask"``, ``"unk"``, ``"zero"`` or an array ``[B, T, E]``
       / ``[T, E]``; see :func:`baseline_embeddings`.
     chunk_size: steps per chunk; ``None``: all at once; ``"auto"`` (default): as many as keep
-      ``chunk * B * T <= 8192`` token rows (``_quadrature.AUTO_TOKEN_ROWS``). Captum:
-      ``internal_batch_size`` (which counts examples x steps).
+      ``chunk * B * T`` within a token-row budget, 8192 on accelerators (memory) and 2048 on the
+      CPU (speed: cache), see ``_quadrature.auto_token_rows``. Captum: ``internal_batch_size``
+      (which counts examples x steps).
     embeddings: ``[B, T, E]`` the input ``x`` (default: the batch's own word embeddings). The
       baseline is built from the batch's own embeddings either way (its special tokens keep
       their clean embeddings), so with noisy ``embeddings`` it stays fixed, as in Captum's

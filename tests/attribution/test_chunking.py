@@ -9,12 +9,19 @@ from jaxplain.errors import InputError
 
 
 def test_auto_chunk_follows_the_token_row_budget():
-  assert Q.resolve_chunk_size("auto", steps=50, rows=32 * 64) == Q.AUTO_TOKEN_ROWS // (32 * 64)
-  assert Q.resolve_chunk_size("auto", steps=300, rows=512) == Q.AUTO_TOKEN_ROWS // 512
+  budget = Q.auto_token_rows()
+  assert Q.resolve_chunk_size("auto", steps=50, rows=32 * 64) == budget // (32 * 64)
+  assert Q.resolve_chunk_size("auto", steps=300, rows=512) == budget // 512
+  assert Q.resolve_chunk_size("auto", steps=50, rows=32 * 64, budget=8192) == 4
   assert Q.resolve_chunk_size("auto", steps=4, rows=16) is None       # everything fits: one vmap
   assert Q.resolve_chunk_size("auto", steps=50, rows=10**6) == 1      # never below one step
   assert Q.resolve_chunk_size(7, steps=50, rows=10**6) == 7           # explicit values kept
   assert Q.resolve_chunk_size(None, steps=50, rows=10**6) is None
+
+
+def test_auto_budget_is_smaller_on_the_cpu_for_speed():
+  assert Q.auto_token_rows("cpu") == Q.CPU_TOKEN_ROWS < Q.auto_token_rows("gpu") == Q.AUTO_TOKEN_ROWS
+  assert Q.auto_token_rows("tpu") == Q.AUTO_TOKEN_ROWS
 
 
 @pytest.mark.parametrize("bad", ["big", 0, -2, 1.5, True])
@@ -26,5 +33,5 @@ def test_bad_chunk_size(bad):
 def test_auto_chunked_map_equals_one_vmap():
   xs = jnp.arange(11.0)
   fn = lambda x: jnp.stack([x, x ** 2])
-  rows = Q.AUTO_TOKEN_ROWS // 3                                         # -> chunks of 3 steps
+  rows = Q.auto_token_rows() // 3                                        # -> chunks of 3 steps
   np.testing.assert_allclose(Q.map_steps(fn, xs, "auto", rows=rows), Q.map_steps(fn, xs, None))
