@@ -23,7 +23,9 @@ to the word embeddings. Printed, each from this run:
 6. ``[chunks]``: the library's ``integrated_gradients`` (10 steps) on batches of 32 x 32 and
    32 x 56 tokens with ``chunk_size`` 1, 2, 3, 5 and 10, i.e. 1-18k token rows per vmapped pass,
    interleaved: time per token-step against the rows per pass (what ``chunk_size="auto"``'s CPU
-   budget, ``_quadrature.CPU_TOKEN_ROWS``, rests on). ``--only chunks`` runs just this part.
+   budget, ``_quadrature.CPU_TOKEN_ROWS``, rests on), and each program's compile time (chunks
+   of 3 leave a remainder step, compiled as a second copy of the step).
+   ``--only chunks`` runs just this part.
 """
 
 import argparse
@@ -116,16 +118,20 @@ def chunks(model, repeats: int) -> None:
         "interleaved calls; chunk_size -> token rows per pass: us per token-step")
   for tokens in (32, 56):
     batch, _ = inputs(model, 32, tokens)
-    programs, call_args = {}, {}
+    programs, call_args, compile_s = {}, {}, {}
     for chunk in (1, 2, 3, 5, 10):
       fn = compiled("integrated_gradients", (("chunk_size", chunk), ("steps", 10)), model.forward)
+      t0 = time.perf_counter()
       programs[chunk] = fn.lower(model.params, batch, None, key).compile()
+      compile_s[chunk] = time.perf_counter() - t0
       call_args[chunk] = (model.params, batch, None, key)
     t = timed(programs, call_args, repeats)
     per = {c: statistics.median(ts) / (10 * 32 * tokens) * 1e6 for c, ts in t.items()}
     best = min(per.values())
     print(f"  32 x {tokens}: " + "; ".join(
         f"{c} -> {c * 32 * tokens} rows: {v:.0f} us ({v / best:.2f}x best)" for c, v in per.items()))
+    print(f"  32 x {tokens} compile: " + "; ".join(
+        f"chunks of {c}{' + remainder' if 10 % c else ''} {s:.1f} s" for c, s in compile_s.items()))
 
 
 def main():

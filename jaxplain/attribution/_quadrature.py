@@ -38,13 +38,14 @@ BERT-base (our choice, measured on MiniLM: unchunked IG-50 on 32 x 64 tokens ask
 29 GB)."""
 
 CPU_TOKEN_ROWS = 2048
-"""``chunk_size="auto"`` on the CPU backend: a smaller budget, for speed rather than memory. A pass
-over about 1-3k token rows keeps MiniLM's largest activation (``rows x 1536`` float32, the FFN's
-inner layer: 12.6 MB at 2048 rows) in a server CPU's last-level cache; at 5k rows and more the
-elementwise work around the matmuls runs from DRAM. Measured on the 2-core development CPU (AMD
-EPYC, IG on 32 x 32 and 32 x 56 batches): 1-3k rows per pass were 20-35% faster per token-step
-than 5-9k and 30-45% faster than 10-18k (``experiments/benchmarks/profile_ig_pass.py``,
-``[chunks]``). Our choice for the default; pass ``chunk_size`` to override."""
+"""``chunk_size="auto"`` on the CPU backend: a smaller budget, for speed rather than memory.
+Measured on the 2-core development CPU (AMD EPYC; IG on 32 x 32 and 32 x 56 batches, run of
+2026-11-23 23:23 UTC): 2-3.5k token rows per pass were fastest per token-step, 1-1.8k rows
+1.02-1.09x slower, 5-9k rows 1.31-1.32x slower and 10-18k rows 1.76-1.98x slower
+(``experiments/benchmarks/profile_ig_pass.py --only chunks``). Our reading, not measured: at
+2048 rows MiniLM's largest activation (``rows x 1536`` float32 in the FFN, 12.6 MB) stays in
+the last-level cache, and beyond it the elementwise work around the matmuls runs from DRAM.
+Our choice for the default; pass ``chunk_size`` to override."""
 
 
 def auto_token_rows(backend: str | None = None) -> int:
@@ -99,15 +100,24 @@ def quadrature_table(quadrature: str, steps: int) -> tuple[np.ndarray, np.ndarra
 
 def resolve_chunk_size(chunk_size: int | str | None, steps: int, rows: int,
                        budget: int | None = None) -> int | None:
-  """``"auto"`` -> the largest chunk keeping ``chunk * rows <= budget`` (at least 1), or ``None``
-  when all ``steps`` fit; other values unchanged. ``rows`` is ``B * T``; ``budget`` defaults to
-  :func:`auto_token_rows` for the default backend."""
+  """``"auto"`` -> a chunk keeping ``chunk * rows <= budget`` (at least 1), or ``None`` when all
+  ``steps`` fit; other values unchanged. ``rows`` is ``B * T``; ``budget`` defaults to
+  :func:`auto_token_rows` for the default backend.
+
+  Of the chunks that fit, the largest that divides ``steps`` is taken when it is at least half the
+  largest that fits: a remainder is one more compiled copy of the step (the ``[chunks]`` section
+  of ``experiments/benchmarks/profile_ig_pass.py`` prints compile times with and without one),
+  while halving a chunk that is already within the budget costs little speed.
+  """
   check_chunk_size(chunk_size)
   if not isinstance(chunk_size, str):
     return chunk_size
   budget = auto_token_rows() if budget is None else budget
   chunk = max(1, budget // max(int(rows), 1))
-  return None if chunk >= steps else chunk
+  if chunk >= steps:
+    return None
+  divisor = max(d for d in range(1, chunk + 1) if steps % d == 0)
+  return divisor if 2 * divisor >= chunk else chunk
 
 
 def map_steps(fn: Callable[[Any], Any], xs: Any, chunk_size: int | str | None,
