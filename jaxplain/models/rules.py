@@ -7,6 +7,7 @@ CP-LRP) keep the forward values and change only the backward pass (``stop_gradie
 """
 
 import dataclasses
+import math
 from typing import Callable
 
 import jax
@@ -15,8 +16,24 @@ import jax.numpy as jnp
 from jaxplain.errors import InputError
 
 
+@jax.custom_jvp
 def gelu_exact(x):
-  return jax.nn.gelu(x, approximate=False)
+  r"""Exact GELU :math:`x\,\Phi(x)` (Hendrycks & Gimpel 2016), as ``jax.nn.gelu(approximate=False)``.
+
+  Its derivative :math:`\Phi(x) + x\,\phi(x)` is written out as a custom JVP: the same values as
+  autodiff through ``erf``, with a backward pass that keeps fewer intermediates. IG's gradient
+  step ran 1.04-1.05x faster (best of 6) on the development CPU
+  (``experiments/benchmarks/profile_ig_pass.py``, ``[variants]``).
+  """
+  return x * (0.5 + 0.5 * jax.lax.erf(x * (1 / math.sqrt(2))))
+
+
+@gelu_exact.defjvp
+def _gelu_exact_jvp(primals, tangents):
+  (x,), (t,) = primals, tangents
+  cdf = 0.5 + 0.5 * jax.lax.erf(x * (1 / math.sqrt(2)))
+  pdf = jnp.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
+  return x * cdf, t * (cdf + x * pdf)
 
 
 def gelu_tanh(x):
