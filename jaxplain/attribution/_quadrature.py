@@ -40,9 +40,10 @@ BERT-base (our choice, measured on MiniLM: unchunked IG-50 on 32 x 64 tokens ask
 CPU_TOKEN_ROWS = 2048
 """``chunk_size="auto"`` on the CPU backend: a smaller budget, for speed rather than memory.
 Measured on the 2-core development CPU (AMD EPYC; IG on 32 x 32 and 32 x 56 batches, run of
-2026-11-23 23:23 UTC): 2-3.5k token rows per pass were fastest per token-step, 1-1.8k rows
-1.02-1.09x slower, 5-9k rows 1.31-1.32x slower and 10-18k rows 1.76-1.98x slower
-(``experiments/benchmarks/profile_ig_pass.py --only chunks``). Our reading, not measured: at
+2026-11-23 23:32 UTC in ``experiments/benchmarks/results/bench_gradients.md``): 2-3.5k token rows
+per pass were fastest per token-step, 1-1.8k rows 1.09-1.10x slower, 5-9k rows 1.27-1.35x
+slower and 10-18k rows 1.87-1.88x slower (``experiments/benchmarks/profile_ig_pass.py``,
+``[chunks]``). Our reading, not measured: at
 2048 rows MiniLM's largest activation (``rows x 1536`` float32 in the FFN, 12.6 MB) stays in
 the last-level cache, and beyond it the elementwise work around the matmuls runs from DRAM.
 Our choice for the default; pass ``chunk_size`` to override."""

@@ -21,8 +21,8 @@ def gelu_exact(x):
   r"""Exact GELU :math:`x\,\Phi(x)` (Hendrycks & Gimpel 2016), as ``jax.nn.gelu(approximate=False)``.
 
   Its derivative :math:`\Phi(x) + x\,\phi(x)` is written out as a custom JVP: the same values as
-  autodiff through ``erf``, with a backward pass that keeps fewer intermediates. IG's gradient
-  step ran 1.04-1.05x faster (best of 6) on the development CPU
+  autodiff through ``erf`` (why XLA runs it faster is our guess: fewer intermediates kept for the
+  backward pass). IG's gradient step ran 1.04-1.05x faster (best of 6) on the development CPU
   (``experiments/benchmarks/profile_ig_pass.py``, ``[variants]``).
   """
   return x * (0.5 + 0.5 * jax.lax.erf(x * (1 / math.sqrt(2))))

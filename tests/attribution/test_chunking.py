@@ -9,14 +9,16 @@ from jaxplain.errors import InputError
 
 
 def test_auto_chunk_follows_the_token_row_budget():
-  budget = Q.auto_token_rows()
-  assert Q.resolve_chunk_size("auto", steps=50, rows=32 * 64) == budget // (32 * 64)
-  assert Q.resolve_chunk_size("auto", steps=300, rows=512) == budget // 512
+  assert Q.resolve_chunk_size("auto", steps=50, rows=32 * 64, budget=2048) == 1
+  assert Q.resolve_chunk_size("auto", steps=300, rows=512, budget=2048) == 4
+  assert Q.resolve_chunk_size("auto", steps=300, rows=512, budget=8192) == 15  # divisor of 300
   assert Q.resolve_chunk_size("auto", steps=48, rows=32 * 64, budget=8192) == 4
   # a divisor of the steps (no remainder to compile) when it is at least half the largest fit
   assert Q.resolve_chunk_size("auto", steps=50, rows=32 * 64, budget=8192) == 2
   assert Q.resolve_chunk_size("auto", steps=37, rows=32 * 64, budget=8192) == 4  # prime: remainder
   assert Q.resolve_chunk_size("auto", steps=4, rows=16) is None       # everything fits: one vmap
+  budget = Q.auto_token_rows()                                        # this backend's default
+  assert Q.resolve_chunk_size("auto", steps=48, rows=budget // 4) == 4
   assert Q.resolve_chunk_size("auto", steps=50, rows=10**6) == 1      # never below one step
   assert Q.resolve_chunk_size(7, steps=50, rows=10**6) == 7           # explicit values kept
   assert Q.resolve_chunk_size(None, steps=50, rows=10**6) is None
