@@ -1,7 +1,7 @@
 """Faithfulness metrics on device vs a ferret-style per-example string loop, in the same run.
 
     python experiments/benchmarks/bench_metrics.py --n 1000 [--all-n N] [--loop-n 100]
-        [--folded-n 200] [--model DIR] [--data CSV]
+        [--folded-n 200] [--rows R] [--compare-rows R] [--model DIR] [--data CSV]
 
 For N Rotten Tomatoes snippets (fresh/rotten rows, unique texts, first in file order; sorted by
 length and batched, as a sweep does) and three explainers (random scores, gradient x input,
@@ -17,6 +17,10 @@ device, grouped by the length they have left, each group run at its own length b
 For comparison it also times ERASER with the one-fold program (``run_protocols`` jitted: every
 perturbed copy at the batch's padded length, as inside a sweep's compiled step) on the first
 ``--folded-n``, and prints the largest per-example difference between the two.
+
+Each forward call takes ``--rows`` perturbed rows, by default the library's: about
+``auto_token_rows()`` token rows per call (``forward_compacted``); ``--compare-rows R`` also
+times ERASER at ``R`` rows per call right after the main timing, for the ratio.
 
 The baseline is what ferret does for ERASER comprehensiveness and sufficiency: per example and
 bin, delete the top tokens' ids, decode to a string, tokenise again, and run one forward per
@@ -143,7 +147,7 @@ def compile_folded(model, explained, protos):
       _EXECUTABLES[k] = runner(model.forward).lower(p, dev, s, protos, t).compile()
 
 
-def device_metrics(model, explained, protos, folded=False, rows=128):
+def device_metrics(model, explained, protos, folded=False, rows=None):
   """All protocols on device for pre-explained batches: (per-example dict, s).
 
   ``folded``: every perturbed copy at the batch's padded length in one compiled program
@@ -225,6 +229,12 @@ def main(argv=None):
   parser.add_argument("--batch-size", type=int, default=32)
   parser.add_argument("--model", default=None)
   parser.add_argument("--data", default=DEFAULT_DATA)
+  parser.add_argument("--rows", type=int, default=None,
+                      help="perturbed rows per forward call (default: the library's token-row "
+                           "budget, auto_token_rows() // width)")
+  parser.add_argument("--compare-rows", type=int, default=None,
+                      help="also time ERASER on device with this many rows per call, right "
+                           "after the main timing, and print the ratio (same run, same data)")
   parser.add_argument("--out", default=None, help="write the results as JSON here")
   args = parser.parse_args(argv)
 
@@ -253,6 +263,8 @@ def main(argv=None):
   eraser_batches = sorted_batches(model, texts, args.batch_size)
   all_batches = sorted_batches(model, texts[:all_n], min(args.batch_size, all_n))
   loop_batches = sorted_batches(model, texts[:loop_n], args.batch_size)
+  budget = jaxplain.attribution.auto_token_rows()
+  print(f"rows per forward call: {args.rows or f'token-row budget {budget} // width'}")
   print(f"ERASER on device: {len(texts)} snippets; all {levels(all_protos)} levels on device: "
         f"{all_n}; ferret-style loop: {loop_n}; batch {args.batch_size}, sorted by length, "
         f"padded lengths {sorted({b.input_ids.shape[1] for _, b in eraser_batches})}")
@@ -269,20 +281,27 @@ def main(argv=None):
     explained_folded = explain_all(model, folded_batches, explain)
     if not compiled_once:  # programs shared by all methods: compiled before anything is timed
       t0 = time.perf_counter()
-      device_metrics(model, explained, eraser)          # warm-up: compiles the compact forwards
-      device_metrics(model, explained_all, all_protos)
+      device_metrics(model, explained, eraser, rows=args.rows)  # warm-up: compiles the forwards
+      device_metrics(model, explained_all, all_protos, rows=args.rows)
+      if args.compare_rows:
+        device_metrics(model, explained, eraser, rows=args.compare_rows)
       t1 = time.perf_counter()
       compile_folded(model, explained_folded, eraser)
       print(f"compile: compact runner {t1 - t0:.0f} s (a warm-up pass, also runs); one-fold "
             f"program {time.perf_counter() - t1:.0f} s ({len(_EXECUTABLES)} shapes)", flush=True)
       compiled_once = True
-    vals_e, t_eraser = device_metrics(model, explained, eraser)
+    vals_e, t_eraser = device_metrics(model, explained, eraser, rows=args.rows)
+    if args.compare_rows:
+      _, t_cmp = device_metrics(model, explained, eraser, rows=args.compare_rows)
+      print(f"[{name}] ERASER on device, rows per call {args.compare_rows}: {t_cmp:.1f} s vs "
+            f"{t_eraser:.1f} s at {args.rows or 'the token-row budget'} "
+            f"({t_cmp / t_eraser:.2f}x)", flush=True)
     by_text = dict(zip(sorted_batches.order[id(eraser_batches)], vals_e["comprehensiveness"]))
     device_comp_loop_set = float(np.mean([by_text[t] for t in texts[:loop_n]]))
     vals_f, t_folded = device_metrics(model, explained_folded, eraser, folded=True)
     by_text_f = dict(zip(sorted_batches.order[id(folded_batches)], vals_f["comprehensiveness"]))
     folded_diff = float(max(abs(by_text_f[t] - by_text[t]) for t in texts[:folded_n]))
-    vals, t_all = device_metrics(model, explained_all, all_protos)
+    vals, t_all = device_metrics(model, explained_all, all_protos, rows=args.rows)
     examples = per_example(explained_loop)
     by_len = {}
     for ex in examples:       # warm the loop's forward on every padded length it will meet

@@ -9,6 +9,7 @@ submodule stays reachable: ``jaxplain.attribution.lafa.lafa`` and
 define one, ``delta(forward, params, batch, target, scores, **hyper) -> [B]``.
 """
 
+from jaxplain.attribution._quadrature import auto_token_rows
 from jaxplain.attribution.attention import (att_gradcam, attcat, attention_gradient,
                                           attention_rollout, attention_x_gradient,
                                           partial_lrp, raw_attention)
@@ -97,4 +98,4 @@ __all__ = ["ALIASES", "CONVERGENCE_DELTAS", "PATH_HYPERPARAMETERS", "attention_p
            "gradient_x_input", "saliency", "ig_convergence_delta", "integrated_gradients",
            "layer_gradient_x_activation", "layer_integrated_gradients", "noise_tunnel",
            "smoothgrad", "smoothgrad_sq", "vargrad", "build_index",
-           "decoded_layer_saliency"]
+           "decoded_layer_saliency", "auto_token_rows"]

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from jaxplain.attribution._quadrature import auto_token_rows
 from jaxplain.contracts import Batch, Forward, Params, Taps
 from jaxplain.errors import InputError
 from jaxplain.models.tokenize import BUCKETS, bucket_length
@@ -296,13 +297,14 @@ def _logits_fn(forward: Forward):
                                                          Taps()).logits)
 
 
-def forward_compacted(forward: Forward, params: Params, batches: Batch, *, rows: int = 128,
-                      buckets: Sequence[int] | None = None) -> Float[Array, "R B ..."]:
+def forward_compacted(forward: Forward, params: Params, batches: Batch, *,
+                      rows: int | None = None, buckets: Sequence[int] | None = None
+                      ) -> Float[Array, "R B ..."]:
   """Logits for perturbed batches ``[R, B, T]``, each row run at about its own length.
 
-  The ``R * B`` rows are sorted by the position of their last real token, cut into groups of
-  ``rows`` (the last group filled with repeats) and each group is truncated to the smallest
-  bucket that holds its longest row, so a row that deletion left with 3 tokens no longer runs at
+  The ``R * B`` rows are sorted by the position of their last real token, cut into groups (the
+  last one filled with repeats) and each group is truncated to the smallest bucket that holds its
+  longest row, so a row that deletion left with 3 tokens no longer runs at
   ``T``; identical rows (the protocols overlap) run once. Truncation drops only positions after
   a row's last real token, which the attention mask already hides, so the logits equal
   :func:`forward_levels`' up to float rounding. Host-side orchestration over jitted forwards
@@ -311,11 +313,15 @@ def forward_compacted(forward: Forward, params: Params, batches: Batch, *, rows:
   Args:
     forward, params: the model.
     batches: ``[R, B, T]`` (from :func:`perturb` or ``perturb_protocols``).
-    rows: rows per forward call.
+    rows: rows per forward call; ``None`` (the default) sizes each group by its width, about
+      :func:`~jaxplain.attribution.auto_token_rows` token rows per call (2048 on the CPU, where
+      smaller passes stay in cache; 8192 elsewhere), so one program is compiled per width.
     buckets: padded lengths to choose from (default :data:`jaxplain.models.BUCKETS`).
   Returns:
     ``[R, B, ...]`` logits, as :func:`forward_levels`.
   """
+  if rows is not None and int(rows) < 1:
+    raise InputError(f"rows must be >= 1 (or None for a token-row budget), got {rows}.")
   r, b, t = batches.input_ids.shape
   ids, mask, types = (np.asarray(x, np.int32).reshape(r * b, t) for x in
                       (batches.input_ids, batches.attention_mask, batches.token_type_ids))
@@ -325,19 +331,50 @@ def forward_compacted(forward: Forward, params: Params, batches: Batch, *, rows:
   order = np.argsort(ends, kind="stable")
   fn = _logits_fn(forward)
   n = len(ids)
-  rows = max(1, min(int(rows), n))
   out = None
-  for start in range(0, n, rows):
-    idx = order[start:start + rows]
+  for idx, size, width in _groups(ends[order], order, t, rows, buckets or BUCKETS,
+                                  auto_token_rows()):
     k = len(idx)
-    idx = np.concatenate([idx, np.repeat(idx[-1:], rows - k)])
-    width = bucket_length(int(ends[idx].max()), t, buckets or BUCKETS)
+    idx = np.concatenate([idx, np.repeat(idx[-1:], size - k)])
     logits = np.asarray(fn(params, ids[idx, :width], mask[idx, :width], types[idx, :width]))
     if out is None:
       out = np.empty((n,) + logits.shape[1:], logits.dtype)
     out[idx[:k]] = logits[:k]
   out = out[inverse]
   return jnp.asarray(out.reshape((r, b) + out.shape[1:]))
+
+
+def _groups(sorted_ends: np.ndarray, order: np.ndarray, t: int, rows: int | None,
+            buckets: Sequence[int], budget: int = 2048):
+  """``(indices, rows per call, width)`` per forward call, over rows sorted by their end.
+
+  A fixed ``rows`` cuts groups of that size, each at the bucket of its longest row. ``rows=None``
+  runs a group of width ``w`` at ``budget // w`` rows (one compiled shape per width), or at
+  the power of two that holds the rows left when fewer remain (so a small input pads at most
+  2x and still compiles few shapes): from the widths that the next rows need, the greedy choice is the one with the fewest
+  token rows executed per row consumed (a wider bucket holds more of the next rows, a narrower
+  one pads less; the rest of a group that ends early is filled with repeats).
+  """
+  n = len(order)
+  widths = np.array([bucket_length(int(e), t, buckets) for e in sorted_ends], np.int64)
+  start = 0
+  while start < n:
+    if rows is not None:
+      size = max(1, min(int(rows), n))
+      take, width = size, int(widths[min(start + size, n) - 1])
+    else:
+      best = None
+      left = 1 << (n - start - 1).bit_length()  # smallest power of two >= the rows left
+      for w in np.unique(widths[start:]):
+        size = max(1, min(budget // int(w), left))
+        k = int(np.searchsorted(widths[start:start + size], w, side="right"))
+        if best is None or w * size / k <= best[0]:  # ties: the wider, fewer calls
+          best = (w * size / k, k, size, int(w))
+        if k == min(size, n - start):  # every next row fits: wider buckets only cost more
+          break
+      _, take, size, width = best
+    yield order[start:start + take], size, width
+    start += take
 
 
 def _unique_rows(ids: np.ndarray, mask: np.ndarray, types: np.ndarray

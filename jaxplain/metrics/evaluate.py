@@ -172,7 +172,7 @@ def evaluate(model, texts: Sequence[str], labels: Sequence[Any],
     method_options: per-method hyperparameters for named methods, e.g. ``{"ig": {"steps": 32}}``.
     max_length: truncate texts to this many tokens.
     chunk_size: removal levels per forward call (bounds memory to ``chunk_size * batch_size``
-      rows; default 128 rows). Perturbed rows are grouped by the length they have left after
+      rows; default: about :func:`~jaxplain.attribution.auto_token_rows` token rows per call). Perturbed rows are grouped by the length they have left after
       removal and each group runs at its own length bucket
       (:func:`~jaxplain.metrics.faithfulness.run_protocols_compact`).
     resamples, seed: the bootstrap.
@@ -213,7 +213,7 @@ def evaluate(model, texts: Sequence[str], labels: Sequence[Any],
   protos = _metric_protocols([m for m in metrics if m in FAITHFULNESS], model.tokenizer,
                              replacement_id, metric_options or {})
   pad_id = int(getattr(model.tokenizer, "pad_token_id", 0) or 0)
-  rows = 128 if chunk_size is None else int(chunk_size) * batch_size
+  rows = None if chunk_size is None else int(chunk_size) * batch_size
   run = _runner(model.forward, protos, pad_id, rows) if protos else None
   fns = {name: _score_fn(model, name, m, method_options or {}) for name, m in methods.items()}
   per = {name: {} for name in fns}

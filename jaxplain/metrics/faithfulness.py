@@ -382,25 +382,27 @@ _reduce_jit = jax.jit(reduce_protocols, static_argnums=(0,))
 def run_protocols_compact(forward: Forward, params: Params, batch: Batch,
                           scores: Float[Array, "B T"], protocols: Sequence[Protocol],
                           target=None, *, special_mask: Bool[Array, "B T"] | None = None,
-                          pad_id: int = 0, rows: int = 128,
+                          pad_id: int = 0, rows: int | None = None,
                           buckets: Sequence[int] | None = None) -> dict[str, Array]:
   """:func:`run_protocols` with the perturbed rows re-bucketed by the length they have left.
 
   Deleting tokens shortens a row (sufficiency at 1% keeps a token or two), but inside one
   compiled program every copy keeps the batch's padded length. Here the rows are built on device
-  (jitted), their real lengths read back (``[1+R, B]`` integers), sorted, cut into groups of
-  ``rows`` and each group run at the smallest bucket that holds its longest row (jitted per
-  ``(rows, bucket)`` shape, so a whole data set compiles a few programs), then reduced on device
-  (jitted). Same numbers as :func:`run_protocols` up to float rounding, far fewer FLOPs with
+  (jitted), their real lengths read back (``[1+R, B]`` integers), sorted, cut into groups
+  (``rows`` each, or by default sized by a token-row budget) and each group run at the smallest
+  bucket that holds its longest row (jitted per ``(rows, bucket)`` shape, so a whole data set
+  compiles a few programs), then reduced on device (jitted). Same numbers as :func:`run_protocols` up to float rounding, far fewer FLOPs with
   deletion; not traceable (call it outside ``jit``).
 
   Args:
     forward, params, batch, scores, protocols, target, special_mask, pad_id: as
       :func:`run_protocols`.
-    rows: perturbed inputs per forward call.
+    rows: perturbed inputs per forward call (``None``: about
+      :func:`~jaxplain.attribution.auto_token_rows` token rows per call, see
+      :func:`~jaxplain.metrics.forward_compacted`).
     buckets: padded lengths to choose from (default :data:`jaxplain.models.BUCKETS`).
   """
-  if rows < 1:
+  if rows is not None and rows < 1:
     raise InputError(f"rows must be >= 1, got {rows}.")
   check_scores(batch, scores)  # eagerly: under jit only the shape could be checked
   stacked = _perturb_jit(batch, scores, protocols=tuple(protocols), pad_id=int(pad_id),

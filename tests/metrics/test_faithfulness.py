@@ -15,7 +15,8 @@ from jaxplain.contracts import Batch, Taps
 from jaxplain.errors import InputError
 from jaxplain.metrics import faithfulness as fm
 from jaxplain.metrics import forward_compacted, forward_levels, perturb
-from jaxplain.models import EncoderConfig, init_encoder
+from jaxplain.metrics._removal import _groups
+from jaxplain.models import EncoderConfig, bucket_length, init_encoder
 
 ATOL = 1e-6  # float32 sigmoid/softmax of the same sums
 ATOL_ENCODER = 2e-5  # one forward of R*B rows vs R forwards of B rows, float32 on CPU
@@ -250,4 +251,43 @@ def test_forward_compacted_runs_identical_rows_once():
   levels = Batch(ids, (ids != PAD).astype(jnp.int32), jnp.zeros_like(ids))
   out = forward_compacted(forward, PARAMS, levels, rows=8, buckets=(8,))
   assert seen == [(2, 8)]  # 6 rows, 2 distinct: one call of 2
+  np.testing.assert_allclose(out, forward_levels(additive_forward, PARAMS, levels), atol=ATOL)
+
+
+@hypothesis.settings(max_examples=60, deadline=None, derandomize=True)
+@hypothesis.given(st.lists(st.integers(1, 64), min_size=1, max_size=300),
+                  st.sampled_from([64, 256, 2048]))
+def test_token_row_groups_cover_every_row_once_within_budget(ends, budget):
+  """``rows=None`` groups: every row once, in a group wide enough for it, each call either
+  ``budget // width`` rows or the power of two that holds the rows left (few compiled shapes,
+  padding at most 2x on a small tail)."""
+  buckets = (8, 16, 24, 32, 48, 64)
+  ends = np.sort(np.asarray(ends))
+  order = np.random.RandomState(len(ends)).permutation(len(ends))
+  seen = []
+  for idx, size, width in _groups(ends, order, 64, None, buckets, budget):
+    left = len(ends) - len(seen)
+    power = 1 << (left - 1).bit_length()
+    assert 1 <= len(idx) <= size == max(1, min(budget // width, power))
+    assert size == max(1, budget // width) or size < 2 * left
+    assert all(bucket_length(int(e), 64, buckets) <= width for e in ends[np.isin(order, idx)])
+    seen.extend(idx.tolist())
+  assert sorted(seen) == sorted(order.tolist())
+
+
+def test_forward_compacted_default_groups_by_token_rows():
+  """The default (``rows=None``) sizes calls by a token-row budget, a small input by the power
+  of two that holds it; two distinct rows run in one call at the wider bucket, not two calls."""
+  seen = []
+
+  def forward(params, batch, taps):
+    seen.append(batch.input_ids.shape)
+    return additive_forward(params, batch, taps)
+
+  short = [CLS, A, SEP, PAD, PAD, PAD, PAD, PAD]
+  long_ = [CLS, A, B_, C, D, SEP, PAD, PAD]
+  ids = jnp.asarray([[short, long_], [long_, long_], [short, short]])
+  levels = Batch(ids, (ids != PAD).astype(jnp.int32), jnp.zeros_like(ids))
+  out = forward_compacted(forward, PARAMS, levels, buckets=(4, 8))
+  assert seen == [(2, 8)]
   np.testing.assert_allclose(out, forward_levels(additive_forward, PARAMS, levels), atol=ATOL)
