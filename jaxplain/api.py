@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxplain._compile import jit as _jit
 from jaxplain.attribution import (CONVERGENCE_DELTAS, METHODS, PATH_HYPERPARAMETERS,
                                  canonical_name)
 from jaxplain.contracts import Batch, Forward
@@ -59,7 +60,7 @@ def compiled(name: str, static_hyper: tuple[tuple[str, Hashable], ...], forward:
     return kernel(forward, params, batch, target_fn if target_fn is not None else target,
                   key=key, **dynamic)
 
-  return jax.jit(run)
+  return _jit(run)
 
 
 def _check_hyper(name: str, hyper: dict[str, Any]) -> None:

@@ -12,7 +12,9 @@ to the word embeddings. Printed, each from this run:
    through the last layer saves.
 2. The forward alone and the forward + backward, in ms and GFLOP/s against a matmul peak measured
    on the spot, so the backward's own rate follows by difference.
-3. The same gradient compiled with other XLA CPU options (YNNPACK fusion types, XNNPACK off), with
+3. The same gradient compiled with other XLA CPU options (YNNPACK fusion types, XNNPACK off; the
+   ``default`` line is XLA's defaults, while jaxplain's own kernels compile with the
+   ``INDIVIDUAL_DOT`` fusion type on the CPU, ``jaxplain/_compile.py``), with
    the exact GELU differentiated by autodiff through ``erf`` (``jax.nn.gelu``; the library's
    ``rules.gelu_exact`` writes its derivative out as a custom JVP), and in bfloat16 compute, all timed
    interleaved in one process (best and median of ``--repeats``).

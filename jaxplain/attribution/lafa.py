@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from jaxplain._compile import jit as _jit
 from jaxplain.attribution._common import (embed, grad_wrt_embeddings, masked, resolve_target)
 from jaxplain.contracts import Batch, Forward, Params, Taps, Target
 from jaxplain.errors import InputError
@@ -220,9 +221,9 @@ def build_index(forward: Forward, params: Params, batches: list[Batch], *, layer
     raise InputError("the LAFA reference pool is empty; pass at least two texts.")
   key = jax.random.key(0) if key is None else key
   t = max(b.input_ids.shape[1] for b in batches)
-  pooled = jax.jit(pool_hidden, static_argnums=(0, 3, 4))
+  pooled = _jit(pool_hidden, static_argnums=(0, 3, 4))
   if score_fn is None:
-    score_fn = jax.jit(lambda p, b, tg, k: base_scores(forward, p, b, tg, base=base, key=k,
+    score_fn = _jit(lambda p, b, tg, k: base_scores(forward, p, b, tg, base=base, key=k,
                                                        **base_hyper))
   vecs, ids, masks, scores = [], [], [], []
   for i, b in enumerate(batches):

@@ -25,6 +25,7 @@ from typing import Any, Hashable, Sequence
 import jax
 import jax.numpy as jnp
 
+from jaxplain._compile import jit as _jit
 from jaxplain.attribution import CONVERGENCE_DELTAS, METHODS
 from jaxplain.attribution._common import grad_wrt_embeddings, masked
 from jaxplain.contracts import Batch, Forward, Taps
@@ -187,4 +188,4 @@ def sweep_step(forward: Forward, methods: tuple[tuple[str, Hyper], ...],
             res[f"{k}.{name}"] = v.T.astype(jnp.float32)
     return res
 
-  return jax.jit(step)
+  return _jit(step)

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from jaxplain._compile import jit as _jit
 from jaxplain.attribution._quadrature import auto_token_rows
 from jaxplain.contracts import Batch, Forward, Params, Taps
 from jaxplain.errors import InputError
@@ -293,7 +294,7 @@ def forward_levels(forward: Forward, params: Params, batches: Batch,
 
 @functools.cache
 def _logits_fn(forward: Forward):
-  return jax.jit(lambda params, ids, mask, types: forward(params, Batch(ids, mask, types),
+  return _jit(lambda params, ids, mask, types: forward(params, Batch(ids, mask, types),
                                                          Taps()).logits)
 
 

@@ -15,6 +15,7 @@ import jax
 import numpy as np
 from flax import nnx
 
+from jaxplain._compile import jit as _jit
 from jaxplain.contracts import Batch, Forward, Outputs, Params, Taps
 from jaxplain.errors import InputError, ModelLoadError
 from jaxplain.models import convert
@@ -100,7 +101,7 @@ class Model:
 
 @functools.cache
 def _jit_forward(forward: Forward):
-  return jax.jit(forward)
+  return _jit(forward)
 
 
 def model_from_params(config: EncoderConfig, params: Params, tokenizer: Any = None,

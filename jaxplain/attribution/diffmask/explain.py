@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from jaxplain._compile import jit as _jit
 from jaxplain.attribution._common import masked
 from jaxplain.attribution.diffmask import checkpoint as ckpt
 from jaxplain.attribution.diffmask import objective as obj
@@ -177,4 +178,4 @@ def _explain_fn(forward: Forward):
   def run(params, batch, gates):
     keep = keep_probabilities(forward, params, batch, gates=gates)
     return keep, forward(params, batch, Taps()).logits
-  return jax.jit(run)
+  return _jit(run)

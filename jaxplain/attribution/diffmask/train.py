@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxplain._compile import jit as _jit
 from jaxplain.attribution.diffmask import checkpoint as ckpt
 from jaxplain.attribution.diffmask import objective as obj
 from jaxplain.attribution.diffmask.probes import VARIANTS, Gates, init_gates
@@ -282,7 +283,7 @@ def _make_train_step(forward: Forward, cfg: DiffMaskConfig):
     metrics = {"loss": loss, "layer": ell, "lambda": lam.fast[ell], **aux}
     return TrainState(new_gates, gate_opt, lam, lam_opt, stats, state.step + 1), metrics
 
-  return jax.jit(step, donate_argnums=())
+  return _jit(step, donate_argnums=())
 
 
 def make_eval_step(forward: Forward, cfg: DiffMaskConfig):
@@ -300,7 +301,7 @@ def _make_eval_step(forward: Forward, margin: float, penalty: str):
     _, aux = obj.lagrangian(out.logits, logits, lp, batch.attention_mask, jnp.float32(0.0),
                             cfg.margin, cfg.penalty)
     return {n: aux[n] for n in ("kl", "l0", "agreement")}
-  return jax.jit(evaluate)
+  return _jit(evaluate)
 
 
 def evaluate_gates(forward: Forward, params: Params, gates: Gates, data: Batch,
@@ -379,7 +380,7 @@ def _mean_states(forward: Forward, width: int):
     _, states = obj.model_states(forward, params, batch, width)
     m = (batch.attention_mask > 0).astype(jnp.float32)[None, ..., None]
     return jnp.sum(states * m, (1, 2)) / jnp.maximum(jnp.sum(m, (1, 2)), 1.0)
-  return jax.jit(run)
+  return _jit(run)
 
 
 @functools.cache
@@ -391,7 +392,7 @@ def _mask_embedding(forward: Forward):
     one = Batch(jnp.full((1, 1), token_id, jnp.int32), jnp.ones((1, 1), jnp.int32),
                 jnp.zeros((1, 1), jnp.int32))
     return embed(forward, params, one)[0, 0]
-  return jax.jit(run)
+  return _jit(run)
 
 
 def _initial_gates(forward, params, first: Batch, cfg: DiffMaskConfig, shape, mask_token_id,

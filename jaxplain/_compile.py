@@ -1,0 +1,51 @@
+"""``jax.jit`` with jaxplain's per-backend XLA compiler options.
+
+On the CPU backend jaxplain's compiled kernels ask XLA to hand each matmul to YNNPACK on its own
+(``xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT``) instead of fusing
+matmuls with their neighbours. Measured, not assumed, and host-dependent:
+``experiments/benchmarks/profile_ig_pass.py`` times it among its variants, and on the AMD EPYC
+host of 2026-12-06 it made the IG-50 benchmark's pass 1.06-1.09x faster (same values to 1e-6),
+while on the development host of 2026-11-23 it measured 1.00-1.12x. Other backends get no
+options.
+
+The option is experimental in XLA; a jaxlib that no longer knows it would reject every compile,
+so it is used only after a one-off probe compile accepts it. Setting the flag yourself in
+``XLA_FLAGS``, or ``JAXPLAIN_XLA_OPTIONS=0``, leaves XLA's defaults alone.
+"""
+
+import functools
+import os
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+CPU_COMPILER_OPTIONS: dict[str, str] = {
+    "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",
+}
+
+
+@functools.cache
+def compiler_options(backend: str | None = None) -> dict[str, str] | None:
+  """The options :func:`jit` compiles with on ``backend`` (default ``jax.default_backend()``).
+
+  ``None`` off the CPU, when ``JAXPLAIN_XLA_OPTIONS=0``, when ``XLA_FLAGS`` already sets one of
+  the options, or when this jaxlib rejects them.
+  """
+  backend = jax.default_backend() if backend is None else backend
+  if backend != "cpu" or os.environ.get("JAXPLAIN_XLA_OPTIONS", "1") == "0":
+    return None
+  flags = os.environ.get("XLA_FLAGS", "")
+  if any(name in flags for name in CPU_COMPILER_OPTIONS):
+    return None
+  try:
+    jax.jit(lambda a, b: a @ b, compiler_options=CPU_COMPILER_OPTIONS).lower(
+        jnp.ones((2, 2)), jnp.ones((2, 2))).compile()
+  except Exception:  # pylint: disable=broad-except  # an unknown option: keep XLA's defaults
+    return None
+  return dict(CPU_COMPILER_OPTIONS)
+
+
+def jit(fun: Callable, **kwargs: Any) -> Callable:
+  """``jax.jit(fun, **kwargs)`` with :func:`compiler_options` for the default backend."""
+  return jax.jit(fun, compiler_options=compiler_options(), **kwargs)
