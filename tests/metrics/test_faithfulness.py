@@ -237,20 +237,29 @@ def test_forward_compacted_runs_short_rows_short():
   np.testing.assert_allclose(out, forward_levels(additive_forward, PARAMS, levels), atol=ATOL)
 
 
-def test_forward_compacted_runs_identical_rows_once():
-  """Overlapping protocols give identical rows: each distinct row is run once, results scattered."""
+_SHORT = [CLS, A, SEP, PAD, PAD, PAD, PAD, PAD]
+_LONG = [CLS, A, B_, C, D, SEP, PAD, PAD]
+
+
+@pytest.mark.parametrize("rows, buckets, ids", [
+    # Overlapping protocols give identical rows: 6 rows, 2 distinct, one call of 2.
+    (8, (8,), [[_SHORT, _LONG], [_LONG, _SHORT], [_SHORT, _SHORT]]),
+    # The default (rows=None) sizes calls by a token-row budget, a small input by the power of
+    # two that holds it: the 2 distinct rows run in one call at the wider bucket, not two calls.
+    (None, (4, 8), [[_SHORT, _LONG], [_LONG, _LONG], [_SHORT, _SHORT]]),
+])
+def test_forward_compacted_runs_each_distinct_row_once_in_one_call(rows, buckets, ids):
+  """Each distinct row is run once and the results scattered back to every copy."""
   seen = []
 
   def forward(params, batch, taps):
     seen.append(batch.input_ids.shape)
     return additive_forward(params, batch, taps)
 
-  short = [CLS, A, SEP, PAD, PAD, PAD, PAD, PAD]
-  long_ = [CLS, A, B_, C, D, SEP, PAD, PAD]
-  ids = jnp.asarray([[short, long_], [long_, short], [short, short]])          # [R=3, B=2, T]
+  ids = jnp.asarray(ids)                                                        # [R=3, B=2, T]
   levels = Batch(ids, (ids != PAD).astype(jnp.int32), jnp.zeros_like(ids))
-  out = forward_compacted(forward, PARAMS, levels, rows=8, buckets=(8,))
-  assert seen == [(2, 8)]  # 6 rows, 2 distinct: one call of 2
+  out = forward_compacted(forward, PARAMS, levels, rows=rows, buckets=buckets)
+  assert seen == [(2, 8)]
   np.testing.assert_allclose(out, forward_levels(additive_forward, PARAMS, levels), atol=ATOL)
 
 
@@ -273,21 +282,3 @@ def test_token_row_groups_cover_every_row_once_within_budget(ends, budget):
     assert all(bucket_length(int(e), 64, buckets) <= width for e in ends[np.isin(order, idx)])
     seen.extend(idx.tolist())
   assert sorted(seen) == sorted(order.tolist())
-
-
-def test_forward_compacted_default_groups_by_token_rows():
-  """The default (``rows=None``) sizes calls by a token-row budget, a small input by the power
-  of two that holds it; two distinct rows run in one call at the wider bucket, not two calls."""
-  seen = []
-
-  def forward(params, batch, taps):
-    seen.append(batch.input_ids.shape)
-    return additive_forward(params, batch, taps)
-
-  short = [CLS, A, SEP, PAD, PAD, PAD, PAD, PAD]
-  long_ = [CLS, A, B_, C, D, SEP, PAD, PAD]
-  ids = jnp.asarray([[short, long_], [long_, long_], [short, short]])
-  levels = Batch(ids, (ids != PAD).astype(jnp.int32), jnp.zeros_like(ids))
-  out = forward_compacted(forward, PARAMS, levels, buckets=(4, 8))
-  assert seen == [(2, 8)]
-  np.testing.assert_allclose(out, forward_levels(additive_forward, PARAMS, levels), atol=ATOL)
