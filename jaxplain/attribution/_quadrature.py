@@ -46,7 +46,8 @@ slower and 10-18k rows 1.87-1.88x slower (``experiments/benchmarks/profile_ig_pa
 ``[chunks]``). Our reading, not measured: at
 2048 rows MiniLM's largest activation (``rows x 1536`` float32 in the FFN, 12.6 MB) stays in
 the last-level cache, and beyond it the elementwise work around the matmuls runs from DRAM.
-Our choice for the default; pass ``chunk_size`` to override."""
+Rerun on 2026-12-06 on a host with twice the matmul peak: still fastest at 2048 rows on 32 x 32
+and 3584 on 32 x 56. Our choice for the default; pass ``chunk_size`` to override."""
 
 
 def auto_token_rows(backend: str | None = None) -> int:

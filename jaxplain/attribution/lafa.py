@@ -224,7 +224,7 @@ def build_index(forward: Forward, params: Params, batches: list[Batch], *, layer
   pooled = _jit(pool_hidden, static_argnums=(0, 3, 4))
   if score_fn is None:
     score_fn = _jit(lambda p, b, tg, k: base_scores(forward, p, b, tg, base=base, key=k,
-                                                       **base_hyper))
+                                                    **base_hyper))
   vecs, ids, masks, scores = [], [], [], []
   for i, b in enumerate(batches):
     b = b.device_part() if b.word_ids is None else Batch(

@@ -295,7 +295,7 @@ def forward_levels(forward: Forward, params: Params, batches: Batch,
 @functools.cache
 def _logits_fn(forward: Forward):
   return _jit(lambda params, ids, mask, types: forward(params, Batch(ids, mask, types),
-                                                         Taps()).logits)
+                                                      Taps()).logits)
 
 
 def forward_compacted(forward: Forward, params: Params, batches: Batch, *,
@@ -350,11 +350,13 @@ def _groups(sorted_ends: np.ndarray, order: np.ndarray, t: int, rows: int | None
   """``(indices, rows per call, width)`` per forward call, over rows sorted by their end.
 
   A fixed ``rows`` cuts groups of that size, each at the bucket of its longest row. ``rows=None``
-  runs a group of width ``w`` at ``budget // w`` rows (one compiled shape per width), or at
-  the power of two that holds the rows left when fewer remain (so a small input pads at most
-  2x and still compiles few shapes): from the widths that the next rows need, the greedy choice is the one with the fewest
-  token rows executed per row consumed (a wider bucket holds more of the next rows, a narrower
-  one pads less; the rest of a group that ends early is filled with repeats).
+  runs a group of width ``w`` at ``budget // w`` rows (one compiled shape per width), or at the
+  power of two that holds the rows left when fewer remain (so a small input pads at most 2x and
+  still compiles few shapes). Of the widths that the next rows need, the greedy choice is the
+  one with the fewest token rows executed per row consumed (a wider bucket holds more of the
+  next rows, a narrower one pads less; the rest of a group that ends early is filled with
+  repeats); ties go to the wider, which makes fewer calls. Our heuristic, measured only as a
+  whole (``bench_metrics.py --compare-rows``).
   """
   n = len(order)
   widths = np.array([bucket_length(int(e), t, buckets) for e in sorted_ends], np.int64)

@@ -172,8 +172,9 @@ def evaluate(model, texts: Sequence[str], labels: Sequence[Any],
     method_options: per-method hyperparameters for named methods, e.g. ``{"ig": {"steps": 32}}``.
     max_length: truncate texts to this many tokens.
     chunk_size: removal levels per forward call (bounds memory to ``chunk_size * batch_size``
-      rows; default: about :func:`~jaxplain.attribution.auto_token_rows` token rows per call). Perturbed rows are grouped by the length they have left after
-      removal and each group runs at its own length bucket
+      rows; default: about :func:`~jaxplain.attribution.auto_token_rows` token rows per call).
+      Perturbed rows are grouped by the length they have left after removal and each group
+      runs at its own length bucket
       (:func:`~jaxplain.metrics.faithfulness.run_protocols_compact`).
     resamples, seed: the bootstrap.
     output_dir: when given, writes ``metrics.md``, ``metrics.csv`` and ``metrics.json`` there.

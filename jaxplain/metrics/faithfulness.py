@@ -391,8 +391,9 @@ def run_protocols_compact(forward: Forward, params: Params, batch: Batch,
   (jitted), their real lengths read back (``[1+R, B]`` integers), sorted, cut into groups
   (``rows`` each, or by default sized by a token-row budget) and each group run at the smallest
   bucket that holds its longest row (jitted per ``(rows, bucket)`` shape, so a whole data set
-  compiles a few programs), then reduced on device (jitted). Same numbers as :func:`run_protocols` up to float rounding, far fewer FLOPs with
-  deletion; not traceable (call it outside ``jit``).
+  compiles a few programs), then reduced on device (jitted). Same numbers as
+  :func:`run_protocols` up to float rounding, far fewer FLOPs with deletion; not traceable (call
+  it outside ``jit``).
 
   Args:
     forward, params, batch, scores, protocols, target, special_mask, pad_id: as
