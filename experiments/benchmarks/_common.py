@@ -70,8 +70,9 @@ def to_torch(model):
   return torch_model
 
 
-def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
-  a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+def matmul_peak(size: int = 2048, repeats: int = 5, dtype=jnp.float32) -> float:
+  """FLOP/s of a jitted ``size^3`` matmul in ``dtype``, best of ``repeats`` (after a warm-up)."""
+  a = jax.random.normal(jax.random.key(0), (size, size), dtype)
   f = jax.jit(lambda x: x @ x)
   f(a).block_until_ready()
   best = float("inf")
