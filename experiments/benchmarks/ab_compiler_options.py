@@ -45,26 +45,16 @@ def main():
   batches, _ = bg.bucketed_batches(model, texts, 32)
   print(f"model: {note}; {len(texts)} snippets, padded lengths "
         f"{sorted({b.input_ids.shape[1] for _, b in batches})}")
-  key = jax.random.key(0)
   for method in args.methods.split(","):
     name, hyper, _ = bg.METHODS[method]
     library = bg.jaxplain_fn(model, name, hyper)
     programs = {"library options": library, "XLA defaults": jax.jit(library.__wrapped__)}
-    exe = {k: {} for k in programs}
-    for _, b in batches:
-      shape = b.input_ids.shape
-      for k, fn in programs.items():
-        if shape not in exe[k]:
-          exe[k][shape] = fn.lower(model.params, b, None, key).compile()
-          jax.block_until_ready(exe[k][shape](model.params, b, None, key))
-    runners = {k: [lambda b=b, k=k: jax.block_until_ready(
-        exe[k][b.input_ids.shape](model.params, b, None, key)) for _, b in batches]
-               for k in programs}
+    runners = {k: bg.prepare_jaxplain(model, batches, name, hyper, fn=fn)[0]
+               for k, fn in programs.items()}
     totals = bg.interleaved(runners, settle=0.2)
     diff = scale = 0.0
-    for _, b in batches:
-      ours, theirs = (np.asarray(jax.tree.leaves(exe[k][b.input_ids.shape](
-          model.params, b, None, key))[0]) for k in programs)
+    for ours, theirs in zip(*runners.values()):
+      ours, theirs = np.asarray(ours()), np.asarray(theirs())
       diff, scale = max(diff, float(np.abs(ours - theirs).max())), max(
           scale, float(np.abs(theirs).max()))
     (lw, lc), (dw, dc) = totals["library options"], totals["XLA defaults"]

@@ -107,29 +107,31 @@ def jaxplain_fn(model, name, hyper):
                   model.forward)
 
 
-def prepare_jaxplain(model, batches, name, hyper, rows=None):
+def prepare_jaxplain(model, batches, name, hyper, rows=None, fn=None, targets=None):
   """One kernel compiled and run once for every bucket shape (timed apart), as one callable per
-  batch; ``rows`` bounds examples x steps per pass (IG's and SmoothGrad's ``chunk_size`` =
-  ``rows // batch``), as Captum's ``internal_batch_size`` does; ``None`` keeps the library's
-  ``chunk_size="auto"``. Returns
-  ``(calls, compile seconds, shapes)``."""
+  batch that returns the kernel's output; ``rows`` bounds examples x steps per pass (IG's and
+  SmoothGrad's ``chunk_size`` = ``rows // batch``), as Captum's ``internal_batch_size`` does;
+  ``None`` keeps the library's ``chunk_size="auto"``. ``fn`` replaces the library's jitted kernel
+  (same signature); ``targets`` gives one target per batch (default: the predicted class).
+  Returns ``(calls, compile seconds, shapes)``."""
   if rows and name in ("integrated_gradients", "smoothgrad"):
     b = max(x.input_ids.shape[0] for _, x in batches)
     hyper = tuple(hyper) + (("chunk_size", max(1, rows // b)),)
-  fn = jaxplain_fn(model, name, hyper)
+  fn = jaxplain_fn(model, name, hyper) if fn is None else fn
+  targets = [None] * len(batches) if targets is None else targets
   key = jax.random.key(0)
   t0 = time.perf_counter()
   exe = {}
-  for _, b in batches:
+  for (_, b), tg in zip(batches, targets):
     shape = b.input_ids.shape
     if shape not in exe:
-      exe[shape] = fn.lower(model.params, b, None, key).compile()
+      exe[shape] = fn.lower(model.params, b, tg, key).compile()
       # The first execution of a compiled program also builds its runtime kernels (about 1.4 s
       # for an IG-50 program here): part of getting ready, like compiling, so it is done now.
-      jax.block_until_ready(exe[shape](model.params, b, None, key))
+      jax.block_until_ready(exe[shape](model.params, b, tg, key))
   compile_s = time.perf_counter() - t0
-  calls = [lambda b=b: jax.block_until_ready(exe[b.input_ids.shape](model.params, b, None, key))
-           for _, b in batches]
+  calls = [lambda b=b, tg=tg: jax.block_until_ready(
+      exe[b.input_ids.shape](model.params, b, tg, key)) for (_, b), tg in zip(batches, targets)]
   return calls, compile_s, len(exe)
 
 

@@ -9,7 +9,8 @@ For each ``--tokens`` length it builds ``--n`` inputs of exactly that many real 
 ``jaxplain.api.compiled`` in batches of ``--batch``, once with the encoder computing in float32
 and once in bfloat16 (``EncoderConfig.dtype``: matmuls in bfloat16 with float32 parameters,
 accumulation, softmax and LayerNorm). The two are compiled and run once per shape first
-(excluded), then timed round by round, interleaved, on whatever device JAX sees. Printed: the
+(excluded, ``bench_gradients.prepare_jaxplain``), then timed round by round, interleaved
+(``bench_gradients.interleaved``), on whatever device JAX sees. Printed: the
 device, examples/s per dtype, the bfloat16 speed-up, useful GFLOP/s (forward + input-gradient
 backward matmul FLOPs of the real tokens, as ``bench_gradients.py`` counts them) against matmul
 peaks measured on the spot in both dtypes, and how far bfloat16's scores are from float32's
@@ -38,7 +39,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
 from _common import load_model, matmul_peak  # noqa: E402
-from bench_gradients import useful_flops  # noqa: E402
+from bench_gradients import interleaved, prepare_jaxplain, useful_flops  # noqa: E402
 from jaxplain.api import compiled  # noqa: E402
 from jaxplain.attribution import ig_convergence_delta  # noqa: E402
 from jaxplain.contracts import Batch  # noqa: E402
@@ -96,35 +97,25 @@ def main():
   print("matmul peak on the spot: " + ", ".join(f"{k} {v / 1e12:.2f} TFLOP/s"
                                                  for k, v in peaks.items()))
   hyper = (("chunk_size", chunk), ("steps", args.steps))
-  key = jax.random.key(0)
   rows = []
   for tokens in (int(t) for t in args.tokens.split(",")):
     batches = inputs(args.n, tokens, args.batch, f32.config.vocab_size)
     # One target for both dtypes: float32's predicted class (a random head's two logits can be
     # close enough for bfloat16 to pick the other one).
     targets = [jnp.argmax(f32.outputs(b).logits, -1) for b in batches]
+    pairs = list(enumerate(batches))
     runs = {}
     for model in (f32, bf16):
       fn = compiled("integrated_gradients", hyper, model.forward)
-      t0 = time.perf_counter()
-      exe = {}
-      for b, tg in zip(batches, targets):
-        if b.input_ids.shape not in exe:
-          exe[b.input_ids.shape] = fn.lower(model.params, b, tg, key).compile()
-          jax.block_until_ready(exe[b.input_ids.shape](model.params, b, tg, key))
-      runs[model.name] = (model, exe, time.perf_counter() - t0)
-    seconds = {k: 0.0 for k in runs}
-    for _ in range(args.rounds):
-      for b, tg in zip(batches, targets):
-        for name, (model, exe, _) in runs.items():
-          t0 = time.perf_counter()
-          jax.block_until_ready(exe[b.input_ids.shape](model.params, b, tg, key))
-          seconds[name] += time.perf_counter() - t0
+      calls, compile_s, _ = prepare_jaxplain(model, pairs, "integrated_gradients", hyper, fn=fn,
+                                             targets=targets)
+      runs[model.name] = (model, calls, compile_s)
+    totals = interleaved({k: calls * args.rounds for k, (_, calls, _) in runs.items()}, settle=0)
+    seconds = {k: wall for k, (wall, _) in totals.items()}
     scores, deltas = {}, {}
-    for name, (model, exe, _) in runs.items():
+    for name, (model, calls, _) in runs.items():
       delta_fn = jax.jit(functools.partial(ig_convergence_delta, model.forward))
-      out = [(b, tg, exe[b.input_ids.shape](model.params, b, tg, key))
-             for b, tg in zip(batches[:2], targets[:2])]
+      out = [(b, tg, call()) for b, tg, call in zip(batches[:2], targets[:2], calls)]
       scores[name] = np.concatenate([np.asarray(o, np.float32) for _, _, o in out])
       deltas[name] = float(np.mean(np.abs(np.concatenate(
           [np.asarray(delta_fn(model.params, b, tg, o)) for b, tg, o in out]))))

@@ -298,6 +298,12 @@ def _logits_fn(forward: Forward):
                                                       Taps()).logits)
 
 
+def check_rows(rows: int | None) -> None:
+  """:class:`InputError` unless ``rows`` (perturbed rows per forward call) is ``None`` or >= 1."""
+  if rows is not None and int(rows) < 1:
+    raise InputError(f"rows must be >= 1 (or None for a token-row budget), got {rows}.")
+
+
 def forward_compacted(forward: Forward, params: Params, batches: Batch, *,
                       rows: int | None = None, buckets: Sequence[int] | None = None
                       ) -> Float[Array, "R B ..."]:
@@ -321,8 +327,7 @@ def forward_compacted(forward: Forward, params: Params, batches: Batch, *,
   Returns:
     ``[R, B, ...]`` logits, as :func:`forward_levels`.
   """
-  if rows is not None and int(rows) < 1:
-    raise InputError(f"rows must be >= 1 (or None for a token-row budget), got {rows}.")
+  check_rows(rows)
   r, b, t = batches.input_ids.shape
   ids, mask, types = (np.asarray(x, np.int32).reshape(r * b, t) for x in
                       (batches.input_ids, batches.attention_mask, batches.token_type_ids))
@@ -346,7 +351,7 @@ def forward_compacted(forward: Forward, params: Params, batches: Batch, *,
 
 
 def _groups(sorted_ends: np.ndarray, order: np.ndarray, t: int, rows: int | None,
-            buckets: Sequence[int], budget: int = 2048):
+            buckets: Sequence[int], budget: int):
   """``(indices, rows per call, width)`` per forward call, over rows sorted by their end.
 
   A fixed ``rows`` cuts groups of that size, each at the bucket of its longest row. ``rows=None``

@@ -31,8 +31,9 @@ from jaxtyping import Array, Bool, Float, Int
 
 from jaxplain.contracts import Batch, Forward, Params
 from jaxplain.errors import InputError
-from jaxplain.metrics._removal import (Removal, apply_removal, check_scores, forward_compacted,
-                                       forward_levels, ranking, removal_masks)
+from jaxplain.metrics._removal import (Removal, apply_removal, check_rows, check_scores,
+                                       forward_compacted, forward_levels, ranking,
+                                       removal_masks)
 
 ERASER_BINS = (1, 5, 10, 20, 50)
 """ERASER's AOPC bins in percent (``--aopc_thresholds`` default of ``rationale_benchmark``)."""
@@ -403,8 +404,7 @@ def run_protocols_compact(forward: Forward, params: Params, batch: Batch,
       :func:`~jaxplain.metrics.forward_compacted`).
     buckets: padded lengths to choose from (default :data:`jaxplain.models.BUCKETS`).
   """
-  if rows is not None and rows < 1:
-    raise InputError(f"rows must be >= 1, got {rows}.")
+  check_rows(rows)  # before the perturbation work
   check_scores(batch, scores)  # eagerly: under jit only the shape could be checked
   stacked = _perturb_jit(batch, scores, protocols=tuple(protocols), pad_id=int(pad_id),
                          special_mask=special_mask)
