@@ -2,11 +2,12 @@
 
 On the CPU backend jaxplain's compiled kernels ask XLA to hand each matmul to YNNPACK on its own
 (``xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT``) instead of fusing
-matmuls with their neighbours. Measured, not assumed, and host-dependent:
-``experiments/benchmarks/profile_ig_pass.py`` times it among its variants, and on the AMD EPYC
-host of 2026-12-06 it made the IG-50 benchmark's pass 1.06-1.09x faster (same values to 1e-6),
-while on the development host of 2026-11-23 it measured 1.00-1.12x. Other backends get no
-options.
+matmuls with their neighbours. Measured, not assumed, and host-dependent: on the AMD EPYC host
+of 2026-12-06 ``experiments/benchmarks/ab_compiler_options.py`` (256 snippets, both builds timed
+interleaved) read IG-50 1.088-1.095x and SmoothGrad-10 1.06x faster, gradient x input 1.00x,
+same values to 1e-6 (``experiments/benchmarks/results/bench_gradients.md``), while
+``profile_ig_pass.py``'s variants read 1.00-1.12x on the host of 2026-11-23. Other backends get
+no options.
 
 The option is experimental in XLA; a jaxlib that no longer knows it would reject every compile,
 so it is used only after a one-off probe compile accepts it. Setting the flag yourself in
