@@ -16,8 +16,9 @@ to the word embeddings. Printed, each from this run:
    ``default`` line is XLA's defaults, while jaxplain's own kernels compile with the
    ``INDIVIDUAL_DOT`` fusion type on the CPU, ``jaxplain/_compile.py``), with
    the exact GELU differentiated by autodiff through ``erf`` (``jax.nn.gelu``; the library's
-   ``rules.gelu_exact`` writes its derivative out as a custom JVP), and in bfloat16 compute, all timed
-   interleaved in one process (best and median of ``--repeats``).
+   ``rules.gelu_exact`` writes its derivative out as a custom JVP and wraps it in
+   ``jax.checkpoint``), with that custom JVP but no ``jax.checkpoint``, and in bfloat16 compute,
+   all timed interleaved in one process (best and median of ``--repeats``).
 4. An XLA matmul started right after a PyTorch matmul vs after 0.5 s idle (PyTorch's OpenMP
    threads spin after their work; bench_gradients therefore settles before each timed call).
    Skipped without torch.
@@ -29,11 +30,16 @@ to the word embeddings. Printed, each from this run:
    budget, ``_quadrature.CPU_TOKEN_ROWS``, rests on), and each program's compile time (chunks
    of 3 leave a remainder step, compiled as a second copy of the step).
    ``--only chunks`` runs just this part.
+7. ``[ops]``: one gradient call compiled as the library compiles it, traced with the JAX profiler,
+   its time summed by kind of operation: dense matmuls (projections, feed-forward), per-head
+   attention matmuls, the feed-forward activation, layout copies, the rest; with the matmul
+   FLOPs of each kind and their rate against the peak. ``--only ops`` runs just this part.
 """
 
 import argparse
 import math
 import os
+import re
 import statistics
 import sys
 import time
@@ -123,6 +129,82 @@ def chunks(model, repeats: int) -> None:
         f"chunks of {c}{' + remainder' if 10 % c else ''} {s:.1f} s" for c, s in compile_s.items()))
 
 
+_SHAPE = re.compile(r"%([\w.\-]+) = f32\[([\d,]*)\]")
+_LINE = re.compile(r"^\s*(?:ROOT )?%([\w.\-]+) = f32\[([\d,]*)\][^\n]*", re.M)
+_DOT = re.compile(r"%([\w.\-]+) = f32\[([\d,]*)\]\S* dot\((?:f32\[[\d,]*\]\S* )?%([\w.\-]+), "
+                  r"[^)]*\), (lhs_batch_dims=\{[\d,]*\}, )?lhs_contracting_dims=\{([\d,]*)\}")
+
+
+def _op_kinds(hlo: str, intermediate: int) -> dict[str, tuple[str, float]]:
+  """``{instruction: (kind, matmul FLOPs)}`` for the f32 instructions of a compiled program.
+
+  A fusion or instruction holding a dot is a matmul (per-head when the dot has batch dimensions);
+  a ``transpose``/``copy`` is a layout copy; any other op whose result has the feed-forward's
+  intermediate width is counted as the activation (in these programs: GELU and its derivative).
+  """
+  shapes = {n: [int(d) for d in s.split(",") if d] for n, s in _SHAPE.findall(hlo)}
+  bodies = dict(re.findall(r"^%([\w.\-]+) [^\n]*\{\n(.*?)\n\}", hlo, re.M | re.S))
+  kinds = {}
+  for m in _LINE.finditer(hlo):
+    name, shape, line = m.group(1), m.group(2), m.group(0)
+    called = re.search(r"calls=%([\w.\-]+)", line)
+    found = [(bool(batch), 2 * math.prod(shapes[out]) * math.prod(
+        shapes[lhs][int(c)] for c in contracting.split(",")))
+             for out, _, lhs, batch, contracting in _DOT.findall(
+                 bodies.get(called.group(1), "") if called else line)]
+    if found:
+      kind = "per-head attention matmuls" if found[0][0] else "dense matmuls"
+    elif name.startswith(("transpose", "copy")):
+      kind = "layout copies (transposes)"
+    elif str(intermediate) in shape.split(","):
+      kind = "feed-forward activation (GELU, derivative)"
+    else:
+      kind = "other (LayerNorm, softmax, residuals, ...)"
+    kinds[name] = (kind, float(sum(f for _, f in found)))
+  return kinds
+
+
+def ops(model, rows: int, tokens: int, repeats: int, peak: float) -> None:
+  """Section 7: the gradient's time by kind of operation, from a profiler trace."""
+  import glob  # pylint: disable=g-import-not-at-top
+  import gzip  # pylint: disable=g-import-not-at-top
+  import json  # pylint: disable=g-import-not-at-top
+  import tempfile  # pylint: disable=g-import-not-at-top
+  from jaxplain import _compile  # pylint: disable=g-import-not-at-top
+  batch, emb = inputs(model, rows, tokens)
+  options = _compile.compiler_options("cpu") if jax.default_backend() == "cpu" else None
+  grad = grad_program(model, batch, emb, options=options)
+  a = (emb, model.params, batch)
+  untraced = statistics.median(timed({"g": grad}, {"g": a}, repeats)["g"])
+  with tempfile.TemporaryDirectory() as log:
+    t0 = time.perf_counter()
+    jax.profiler.start_trace(log, create_perfetto_trace=True)
+    for _ in range(repeats):
+      jax.block_until_ready(grad(*a))
+    jax.profiler.stop_trace()
+    wall = (time.perf_counter() - t0) / repeats
+    trace = glob.glob(os.path.join(log, "**", "*.trace.json.gz"), recursive=True)
+    events = json.load(gzip.open(trace[0]))["traceEvents"] if trace else []
+  kinds = _op_kinds(grad.as_text(), model.config.intermediate_size)
+  ms, count, flops = {}, {}, {}
+  for e in events:
+    if e.get("ph") == "X" and e.get("name") in kinds:
+      kind, f = kinds[e["name"]]
+      ms[kind] = ms.get(kind, 0.0) + e.get("dur", 0) / 1e3 / repeats
+      count[kind] = count.get(kind, 0) + 1 / repeats
+      flops[kind] = flops.get(kind, 0.0) + f / repeats
+  total = sum(ms.values())
+  print(f"\n[ops] one gradient call, {rows} rows x {tokens} tokens, compiled with "
+        f"{options or 'XLA defaults'}; matmul peak {peak / 1e9:.0f} GFLOP/s; {untraced * 1e3:.0f} ms per call (median of {repeats}), "
+        f"{wall * 1e3:.0f} ms traced; {total:.0f} ms of op time in the trace (XLA may run two ops "
+        f"at once, one per core: each counts its whole duration)")
+  for kind in sorted(ms, key=ms.get, reverse=True):
+    rate = (f", {flops[kind] / 1e9:.1f} GFLOP at {flops[kind] / ms[kind] / 1e6:.0f} GFLOP/s "
+            f"({flops[kind] / ms[kind] / 1e6 / (peak / 1e9):.0%} of the peak)") if flops[kind] else ""
+    print(f"  {kind:44s} {ms[kind]:7.1f} ms ({100 * ms[kind] / total:4.1f}%), "
+          f"{count[kind]:.0f} ops{rate}")
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--rows", type=int, default=160)
@@ -130,14 +212,17 @@ def main():
   p.add_argument("--repeats", type=int, default=6)
   p.add_argument("--data", default=None, help="Rotten Tomatoes CSV for the padding count")
   p.add_argument("--n", type=int, default=512)
-  p.add_argument("--only", choices=("chunks",), default=None,
-                 help="run one section only (chunks: token rows per pass)")
+  p.add_argument("--only", choices=("chunks", "ops"), default=None,
+                 help="run one section only (chunks: token rows per pass; ops: time by kind of "
+                      "operation)")
   args = p.parse_args()
   print(f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} | jax {jax.__version__} | "
         f"load average {os.getloadavg()[0]:.1f}")
   model = jaxplain.default_model()
   if args.only == "chunks":
     return chunks(model, args.repeats)
+  if args.only == "ops":
+    return ops(model, args.rows, args.tokens, args.repeats, matmul_peak())
   batch, emb = inputs(model, args.rows, args.tokens)
   peak = matmul_peak()
   print(f"one IG chunk: {args.rows} rows x {args.tokens} tokens; matmul peak {peak / 1e9:.1f} "
@@ -174,12 +259,17 @@ def main():
       programs[f"{key}={value}"] = grad_program(model, batch, emb, options={key: value})
     except Exception as e:  # pylint: disable=broad-except  # an option this jaxlib lacks
       print(f"  ({key}={value} not accepted: {str(e).splitlines()[0][:100]})")
-  saved = rules.ACTIVATION_FNS["gelu"]  # the library's exact GELU, with its custom JVP
-  rules.ACTIVATION_FNS["gelu"] = lambda x: jax.nn.gelu(x, approximate=False)
-  try:
+  saved = rules.ACTIVATION_FNS["gelu"]  # the library's exact GELU: custom JVP, rematerialised
+  try:  # JAX's trace caches do not see the swaps: cleared around each
+    rules.ACTIVATION_FNS["gelu"] = lambda x: jax.nn.gelu(x, approximate=False)
+    jax.clear_caches()
     programs["exact GELU by autodiff through erf (jax.nn.gelu)"] = grad_program(model, batch, emb)
+    rules.ACTIVATION_FNS["gelu"] = rules._gelu_exact  # pylint: disable=protected-access
+    jax.clear_caches()
+    programs["custom-JVP GELU without jax.checkpoint"] = grad_program(model, batch, emb)
   finally:
     rules.ACTIVATION_FNS["gelu"] = saved
+    jax.clear_caches()
   bf16 = model_from_params(model.config.replace(dtype="bfloat16"), model.params, model.tokenizer,
                            model.labels, name="bfloat16")
   programs["bfloat16 compute"] = grad_program(bf16, batch, emb)
@@ -218,6 +308,7 @@ def main():
   if args.data:
     padding(args.data, args.n)
   chunks(model, args.repeats)
+  ops(model, args.rows, args.tokens, args.repeats, peak)
 
 
 if __name__ == "__main__":
