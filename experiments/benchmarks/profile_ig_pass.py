@@ -172,7 +172,7 @@ def ops(model, rows: int, tokens: int, repeats: int, peak: float) -> None:
   import tempfile  # pylint: disable=g-import-not-at-top
   from jaxplain import _compile  # pylint: disable=g-import-not-at-top
   batch, emb = inputs(model, rows, tokens)
-  options = _compile.compiler_options("cpu") if jax.default_backend() == "cpu" else None
+  options = _compile.compiler_options()
   grad = grad_program(model, batch, emb, options=options)
   a = (emb, model.params, batch)
   untraced = statistics.median(timed({"g": grad}, {"g": a}, repeats)["g"])
@@ -184,7 +184,10 @@ def ops(model, rows: int, tokens: int, repeats: int, peak: float) -> None:
     jax.profiler.stop_trace()
     wall = (time.perf_counter() - t0) / repeats
     trace = glob.glob(os.path.join(log, "**", "*.trace.json.gz"), recursive=True)
-    events = json.load(gzip.open(trace[0]))["traceEvents"] if trace else []
+    events = []
+    if trace:
+      with gzip.open(trace[0]) as f:
+        events = json.load(f)["traceEvents"]
   kinds = _op_kinds(grad.as_text(), model.config.intermediate_size)
   ms, count, flops = {}, {}, {}
   for e in events:
@@ -195,12 +198,14 @@ def ops(model, rows: int, tokens: int, repeats: int, peak: float) -> None:
       flops[kind] = flops.get(kind, 0.0) + f / repeats
   total = sum(ms.values())
   print(f"\n[ops] one gradient call, {rows} rows x {tokens} tokens, compiled with "
-        f"{options or 'XLA defaults'}; matmul peak {peak / 1e9:.0f} GFLOP/s; {untraced * 1e3:.0f} ms per call (median of {repeats}), "
-        f"{wall * 1e3:.0f} ms traced; {total:.0f} ms of op time in the trace (XLA may run two ops "
-        f"at once, one per core: each counts its whole duration)")
+        f"{options or 'XLA defaults'}; matmul peak {peak / 1e9:.0f} GFLOP/s; "
+        f"{untraced * 1e3:.0f} ms per call (median of {repeats}), {wall * 1e3:.0f} ms traced; "
+        f"{total:.0f} ms of op time in the trace (XLA may run two ops at once, one per core: "
+        f"each counts its whole duration)")
   for kind in sorted(ms, key=ms.get, reverse=True):
-    rate = (f", {flops[kind] / 1e9:.1f} GFLOP at {flops[kind] / ms[kind] / 1e6:.0f} GFLOP/s "
-            f"({flops[kind] / ms[kind] / 1e6 / (peak / 1e9):.0%} of the peak)") if flops[kind] else ""
+    rate = flops[kind] / ms[kind] * 1e3  # FLOP/s
+    rate = (f", {flops[kind] / 1e9:.1f} GFLOP at {rate / 1e9:.0f} GFLOP/s ({rate / peak:.0%} of "
+            f"the peak)") if flops[kind] else ""
     print(f"  {kind:44s} {ms[kind]:7.1f} ms ({100 * ms[kind] / total:4.1f}%), "
           f"{count[kind]:.0f} ops{rate}")
 

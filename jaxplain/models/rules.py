@@ -44,7 +44,7 @@ def gelu_exact(x):
     size as the derivative it kept before) and recomputes the derivative where it multiplies
     the cotangent; XLA fuses the two, so the ``[rows, intermediate]`` derivative is no longer
     written out and read back (the ``[ops]`` section of ``profile_ig_pass.py``: 12 activation ops
-    instead of 18 per gradient, 15-18 ms instead of 25 ms at 2048 token rows). Measured on the
+    instead of 18 per gradient, 14-18 ms instead of 24-25 ms at 2048 token rows). Measured on the
     library's kernels, interleaved, on the 2026-12-06 host
     (``ab_compiler_options.py --compare gelu-remat``): gradient x input 1.04-1.07x in four runs,
     SmoothGrad-10 1.01-1.06x in two, IG-50 0.99-1.04x in three (no clear gain; why not, we did not
