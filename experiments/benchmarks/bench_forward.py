@@ -9,8 +9,8 @@ order), in the same batches: texts sorted by token length, cut into batches of 6
 the sentence embedding (mean over real tokens of the last hidden state) on both sides, and the
 script checks that they agree.
 
-- jaxplain: ``model.encode`` pads each batch to a length bucket (16, 24, 32, ... 64, 80, ...),
-  so a corpus compiles a handful of shapes. Two paths are timed: ``model(batch)`` (the public call, which
+- jaxplain: ``model.encode`` pads each batch to a length bucket (16, 24, 32, ... 64, 80, ...), so a
+  corpus compiles a handful of shapes. Two paths are timed: ``model(batch)`` (the public call, which
   also returns every hidden state and attention map from the jitted function) and a jitted
   ``forward(...).logits`` (what a sweep compiles: unused outputs are dropped by XLA).
 - PyTorch: ``AutoModel`` in eval mode under ``torch.inference_mode()``, each batch padded to its
