@@ -1,6 +1,8 @@
 """Shared by the benchmark scripts: the model (default, else a labelled fallback), the same weights
-in PyTorch, the Rotten Tomatoes sample, length-bucketed batches and the matmul peak."""
+in PyTorch, the Rotten Tomatoes sample, length-bucketed batches, the matmul peak, and a swapped
+activation function for A/B runs."""
 
+import contextlib
 import time
 
 import jax
@@ -17,6 +19,25 @@ def load_texts(path: str, n: int) -> list[str]:
   texts = df["text"].dropna().astype(str).str.strip()
   texts = texts[texts.str.len() > 0].drop_duplicates()
   return texts.sample(n=min(n, len(texts)), random_state=0).tolist()
+
+
+@contextlib.contextmanager
+def swapped_activation(name: str, fn):
+  """``jaxplain.models.rules.ACTIVATION_FNS[name] = fn`` inside the block, restored after.
+
+  JAX caches traces below ``jit`` (the body of IG's chunk loop among them) without seeing the
+  swap, so the caches are cleared on entry and on exit: otherwise a program traced inside could
+  reuse one traced before, and one traced after could reuse the swapped one.
+  """
+  from jaxplain.models import rules  # pylint: disable=g-import-not-at-top
+  saved = rules.ACTIVATION_FNS[name]
+  rules.ACTIVATION_FNS[name] = fn
+  jax.clear_caches()
+  try:
+    yield
+  finally:
+    rules.ACTIVATION_FNS[name] = saved
+    jax.clear_caches()
 
 
 def load_model():

@@ -29,7 +29,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
 import bench_gradients as bg  # noqa: E402
-from _common import load_texts  # noqa: E402
+from _common import load_texts, swapped_activation  # noqa: E402
 from jaxplain import _compile  # noqa: E402
 from jaxplain.models import rules  # noqa: E402
 
@@ -63,18 +63,9 @@ def main():
     else:
       labels = ("GELU under jax.checkpoint", "GELU without")
       runners = {labels[0]: bg.prepare_jaxplain(model, batches, name, hyper, fn=library)[0]}
-      saved = rules.ACTIVATION_FNS["gelu"]
-      rules.ACTIVATION_FNS["gelu"] = rules._gelu_exact  # pylint: disable=protected-access
-      # JAX caches traces below the jit (the chunk loop's body among them), and the swap is
-      # invisible to those caches: without clearing them the variant would reuse the library's
-      # trace, and the library's next trace the variant's.
-      jax.clear_caches()
-      try:
+      with swapped_activation("gelu", rules._gelu_exact):  # pylint: disable=protected-access
         runners[labels[1]] = bg.prepare_jaxplain(
             model, batches, name, hyper, fn=bg.jaxplain_fn(model, name, hyper))[0]
-      finally:
-        rules.ACTIVATION_FNS["gelu"] = saved
-        jax.clear_caches()
     totals = bg.interleaved(runners, settle=0.2)
     diff = scale = 0.0
     for ours, theirs in zip(*runners.values()):

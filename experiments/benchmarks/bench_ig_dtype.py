@@ -66,9 +66,8 @@ def inputs(n: int, tokens: int, batch: int, vocab: int) -> list[Batch]:
   rng = np.random.default_rng(tokens)
   ids = rng.integers(1000, vocab, size=(n, tokens), dtype=np.int32)
   ids[:, 0], ids[:, -1] = CLS, SEP
-  return [Batch(jnp.asarray(ids[i:i + batch]), jnp.ones_like(jnp.asarray(ids[i:i + batch])),
-                jnp.zeros_like(jnp.asarray(ids[i:i + batch])))
-          for i in range(0, n, batch)]
+  return [Batch(x, jnp.ones_like(x), jnp.zeros_like(x))
+          for x in (jnp.asarray(ids[i:i + batch]) for i in range(0, n, batch))]
 
 
 def main():
@@ -81,9 +80,8 @@ def main():
   p.add_argument("--chunk-size", default="auto", help="'auto', 'none' or an integer")
   p.add_argument("--rounds", type=int, default=3, help="timed passes over the inputs")
   args = p.parse_args()
-  chunk = {"auto": "auto", "none": None}.get(args.chunk_size.lower(), None)
-  if chunk is None and args.chunk_size.lower() != "none":
-    chunk = int(args.chunk_size)
+  choice = args.chunk_size.lower()
+  chunk = "auto" if choice == "auto" else None if choice == "none" else int(choice)
 
   started = time.time()
   print(f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} | jax {jax.__version__} | "
@@ -91,9 +89,8 @@ def main():
   f32, bf16, note = build(args.config)
   print(f"model: {note}; IG-{args.steps} (gausslegendre, pad baseline, chunk_size={chunk!r}), "
         f"batches of {args.batch}, {args.n} inputs per length, {args.rounds} timed rounds")
-  peaks = {"float32": matmul_peak(4096 if jax.default_backend() != "cpu" else 2048),
-           "bfloat16": matmul_peak(4096 if jax.default_backend() != "cpu" else 2048,
-                                   dtype=jnp.bfloat16)}
+  size = 2048 if jax.default_backend() == "cpu" else 4096
+  peaks = {"float32": matmul_peak(size), "bfloat16": matmul_peak(size, dtype=jnp.bfloat16)}
   print("matmul peak on the spot: " + ", ".join(f"{k} {v / 1e12:.2f} TFLOP/s"
                                                  for k, v in peaks.items()))
   hyper = (("chunk_size", chunk), ("steps", args.steps))

@@ -55,7 +55,7 @@ import jaxplain  # noqa: E402
 from jaxplain.contracts import Taps  # noqa: E402
 from jaxplain.models import rules  # noqa: E402
 from jaxplain.models.model import model_from_params  # noqa: E402
-from _common import load_texts, matmul_peak  # noqa: E402
+from _common import load_texts, matmul_peak, swapped_activation  # noqa: E402
 
 
 def inputs(model, rows, tokens):
@@ -264,17 +264,11 @@ def main():
       programs[f"{key}={value}"] = grad_program(model, batch, emb, options={key: value})
     except Exception as e:  # pylint: disable=broad-except  # an option this jaxlib lacks
       print(f"  ({key}={value} not accepted: {str(e).splitlines()[0][:100]})")
-  saved = rules.ACTIVATION_FNS["gelu"]  # the library's exact GELU: custom JVP, rematerialised
-  try:  # JAX's trace caches do not see the swaps: cleared around each
-    rules.ACTIVATION_FNS["gelu"] = lambda x: jax.nn.gelu(x, approximate=False)
-    jax.clear_caches()
+  # The library's exact GELU is a custom JVP under jax.checkpoint; two alternatives:
+  with swapped_activation("gelu", lambda x: jax.nn.gelu(x, approximate=False)):
     programs["exact GELU by autodiff through erf (jax.nn.gelu)"] = grad_program(model, batch, emb)
-    rules.ACTIVATION_FNS["gelu"] = rules._gelu_exact  # pylint: disable=protected-access
-    jax.clear_caches()
+  with swapped_activation("gelu", rules._gelu_exact):  # pylint: disable=protected-access
     programs["custom-JVP GELU without jax.checkpoint"] = grad_program(model, batch, emb)
-  finally:
-    rules.ACTIVATION_FNS["gelu"] = saved
-    jax.clear_caches()
   bf16 = model_from_params(model.config.replace(dtype="bfloat16"), model.params, model.tokenizer,
                            model.labels, name="bfloat16")
   programs["bfloat16 compute"] = grad_program(bf16, batch, emb)
