@@ -10,6 +10,7 @@ Riemann rules on an even grid.
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxplain.errors import InputError
@@ -135,3 +136,32 @@ def map_steps(fn: Callable[[Any], Any], xs: Any, chunk_size: int | str | None,
   if chunk_size is None:
     return jax.vmap(fn)(xs)
   return jax.lax.map(fn, xs, batch_size=int(chunk_size))
+
+
+def sum_steps(fn: Callable[[Any], Any], xs: Any, chunk_size: int | str | None,
+              rows: int = 1) -> Any:
+  """``sum_s fn(xs[s])`` over the leading axis of ``xs``, chunked as :func:`map_steps`.
+
+  The same loop as :func:`map_steps`, but each chunk is added into a running total carried by
+  ``jax.lax.scan`` instead of stacked, so memory holds one chunk of ``fn``'s outputs, not all
+  ``S`` of them: for outputs as large as the word embeddings (``[B, T, E]`` per step) that is the
+  difference between ``chunk`` and ``S`` copies.
+  """
+  steps = jax.tree.leaves(xs)[0].shape[0]
+  chunk_size = resolve_chunk_size(chunk_size, steps, rows)
+
+  def chunk_sum(part):
+    return jax.tree.map(lambda y: y.sum(0), jax.vmap(fn)(part))
+
+  if chunk_size is None or chunk_size >= steps:
+    return chunk_sum(xs)
+  chunk = int(chunk_size)
+  full = steps // chunk
+  head = jax.tree.map(lambda a: a[:full * chunk].reshape((full, chunk) + a.shape[1:]), xs)
+  zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                       jax.eval_shape(chunk_sum, jax.tree.map(lambda a: a[0], head)))
+  total, _ = jax.lax.scan(lambda acc, part: (jax.tree.map(jnp.add, acc, chunk_sum(part)), None),
+                          zeros, head)
+  if steps % chunk:
+    total = jax.tree.map(jnp.add, total, chunk_sum(jax.tree.map(lambda a: a[full * chunk:], xs)))
+  return total

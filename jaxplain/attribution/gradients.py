@@ -12,14 +12,15 @@ static hyperparameters with BERT-uncased defaults; :func:`jaxplain.attribute` fi
 model's tokenizer, so a kernel never needs a tokenizer.
 """
 
-from typing import Any
+from typing import Any, Callable
 
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from jaxplain.attribution._common import (embed, embedding_table, grad_wrt_embeddings, masked,
                                           resolve_target, target_and_grad, target_logit)
-from jaxplain.attribution._quadrature import check_chunk_size, map_steps, quadrature_table
+from jaxplain.attribution._quadrature import (check_chunk_size, map_steps, quadrature_table,
+                                              sum_steps)
 from jaxplain.contracts import Batch, Forward, Params, Target, Taps
 from jaxplain.errors import InputError
 
@@ -46,9 +47,18 @@ def gradient(forward: Forward, params: Params, batch: Batch, target: Target = No
   Returns:
     ``[B, T]`` float32, signed, 0 on padding.
   """
+  return gradient_dims(forward, params, batch, target, key=key, embeddings=embeddings,
+                       rules=rules).sum(-1)
+
+
+def gradient_dims(forward: Forward, params: Params, batch: Batch, target: Target = None, *,
+                  key: PRNGKeyArray | None = None,
+                  embeddings: Float[Array, "B T E"] | None = None,
+                  rules: str = "gradient") -> Float[Array, "B T E"]:
+  """:func:`gradient` per embedding dimension: ``d f / d x`` ``[B, T, E]``, 0 on padding."""
   del key
   _, _, g = target_and_grad(forward, params, batch, target, embeddings, rules)
-  return masked(g.sum(-1), batch.attention_mask)
+  return masked(g, batch.attention_mask[..., None])
 
 
 def saliency(forward: Forward, params: Params, batch: Batch, target: Target = None, *,
@@ -71,6 +81,23 @@ def saliency(forward: Forward, params: Params, batch: Batch, target: Target = No
   return masked(s, batch.attention_mask)
 
 
+def saliency_dims(forward: Forward, params: Params, batch: Batch, target: Target = None, *,
+                  key: PRNGKeyArray | None = None,
+                  embeddings: Float[Array, "B T E"] | None = None,
+                  norm: str = "l1") -> Float[Array, "B T E"]:
+  """:func:`saliency` per embedding dimension: ``|d f / d x|`` ``[B, T, E]`` (Captum's
+  ``Saliency``), 0 on padding. Only the L1 norm is a sum over ``E``, so only it has this form.
+
+  Raises:
+    InputError: ``norm`` is not ``"l1"``.
+  """
+  if norm != "l1":
+    raise InputError(f"saliency with norm={norm!r} has no per-dimension form (only the L1 norm "
+                     "is a sum over the embedding axis); pass norm='l1', which is Captum's "
+                     "Saliency summed over E.")
+  return jnp.abs(gradient_dims(forward, params, batch, target, key=key, embeddings=embeddings))
+
+
 def gradient_x_input(forward: Forward, params: Params, batch: Batch, target: Target = None, *,
                      key: PRNGKeyArray | None = None,
                      embeddings: Float[Array, "B T E"] | None = None,
@@ -84,9 +111,19 @@ def gradient_x_input(forward: Forward, params: Params, batch: Batch, target: Tar
   Returns:
     ``[B, T]`` float32, signed, 0 on padding.
   """
+  return gradient_x_input_dims(forward, params, batch, target, key=key, embeddings=embeddings,
+                               rules=rules).sum(-1)
+
+
+def gradient_x_input_dims(forward: Forward, params: Params, batch: Batch, target: Target = None,
+                          *, key: PRNGKeyArray | None = None,
+                          embeddings: Float[Array, "B T E"] | None = None,
+                          rules: str = "gradient") -> Float[Array, "B T E"]:
+  """:func:`gradient_x_input` per embedding dimension: ``x * d f / d x`` ``[B, T, E]`` (Captum's
+  ``InputXGradient``), 0 on padding."""
   del key
   _, x, g = target_and_grad(forward, params, batch, target, embeddings, rules)
-  return masked(jnp.sum(g * x, -1), batch.attention_mask)
+  return masked(g * x, batch.attention_mask[..., None])
 
 
 def special_positions(batch: Batch, special_ids: tuple[int, ...] = ()) -> Bool[Array, "B T"]:
@@ -218,21 +255,60 @@ def integrated_gradients(forward: Forward, params: Params, batch: Batch,
     multiplies by ``x - x'``; we contract ``E`` per step first (the same sum, reordered).
   """
   del key
-  alphas, weights = quadrature_table(quadrature, steps)
-  check_chunk_size(chunk_size)
-  target, x, x0 = path_endpoints(forward, params, batch, target, embeddings, baseline,
-                                 pad_id=pad_id, mask_id=mask_id, unk_id=unk_id,
-                                 special_ids=special_ids)
-  diff = x - x0
+  nodes, target, x0, diff = _ig_path(forward, params, batch, target, steps, quadrature,
+                                     baseline, chunk_size, embeddings, pad_id=pad_id,
+                                     mask_id=mask_id, unk_id=unk_id, special_ids=special_ids)
 
   def step_fn(aw):  # one quadrature node -> its weighted share [B, T]
     alpha, weight = aw
     g = grad_wrt_embeddings(forward, params, batch, target, x0 + alpha * diff)
     return weight * jnp.sum(g * diff, axis=-1)
 
-  nodes = (jnp.asarray(alphas, jnp.float32), jnp.asarray(weights, jnp.float32))
   shares = map_steps(step_fn, nodes, chunk_size, rows=batch.input_ids.size)  # [S, B, T]
   return masked(jnp.sum(shares, axis=0), batch.attention_mask)
+
+
+def integrated_gradients_dims(forward: Forward, params: Params, batch: Batch,
+                              target: Target = None, *, key: PRNGKeyArray | None = None,
+                              steps: int = 50, quadrature: str = "gausslegendre",
+                              baseline: Any = "pad", chunk_size: int | str | None = "auto",
+                              embeddings: Float[Array, "B T E"] | None = None,
+                              pad_id: int = 0, mask_id: int = 103, unk_id: int = 100,
+                              special_ids: tuple[int, ...] = (101, 102)
+                              ) -> Float[Array, "B T E"]:
+  r""":func:`integrated_gradients` per embedding dimension ``[B, T, E]``, 0 on padding.
+
+  .. math:: \mathrm{IG}_{te} = (x_{te} - x'_{te}) \sum_s w_s\,
+     \frac{\partial f}{\partial x_{te}}\big(x' + \alpha_s (x - x')\big)
+
+  What Captum's ``IntegratedGradients`` returns. The weighted gradients are summed over steps
+  in a running total (:func:`~jaxplain.attribution._quadrature.sum_steps`), so memory holds one
+  chunk of ``[B, T, E]`` gradients, not ``S``. Arguments as for :func:`integrated_gradients`.
+  """
+  del key
+  nodes, target, x0, diff = _ig_path(forward, params, batch, target, steps, quadrature,
+                                     baseline, chunk_size, embeddings, pad_id=pad_id,
+                                     mask_id=mask_id, unk_id=unk_id, special_ids=special_ids)
+
+  def step_fn(aw):  # one quadrature node -> its weighted gradient [B, T, E]
+    alpha, weight = aw
+    return weight * grad_wrt_embeddings(forward, params, batch, target, x0 + alpha * diff)
+
+  total = sum_steps(step_fn, nodes, chunk_size, rows=batch.input_ids.size)
+  return masked(total * diff, batch.attention_mask[..., None])
+
+
+def _ig_path(forward: Forward, params: Params, batch: Batch, target: Target, steps: int,
+             quadrature: str, baseline: Any, chunk_size: Any,
+             embeddings: Float[Array, "B T E"] | None, **ids: Any
+             ) -> tuple[tuple[Array, Array], Any, Float[Array, "B T E"], Float[Array, "B T E"]]:
+  """Checked IG set-up: the quadrature ``(alphas, weights)`` ``[S]``, the resolved target, the
+  baseline ``x'`` and ``x - x'``."""
+  alphas, weights = quadrature_table(quadrature, steps)
+  check_chunk_size(chunk_size)
+  target, x, x0 = path_endpoints(forward, params, batch, target, embeddings, baseline, **ids)
+  nodes = (jnp.asarray(alphas, jnp.float32), jnp.asarray(weights, jnp.float32))
+  return nodes, target, x0, x - x0
 
 
 def ig_convergence_delta(forward: Forward, params: Params, batch: Batch, target: Target,
@@ -260,3 +336,14 @@ def ig_convergence_delta(forward: Forward, params: Params, batch: Batch, target:
   fx = target_logit(forward(params, batch, Taps(word_embeddings=x)), target)
   f0 = target_logit(forward(params, batch, Taps(word_embeddings=x0)), target)
   return jnp.sum(masked(scores, batch.attention_mask), axis=-1) - (fx - f0)
+
+
+PER_DIMENSION: dict[Callable[..., Any], Callable[..., Any]] = {
+    gradient: gradient_dims,
+    saliency: saliency_dims,
+    gradient_x_input: gradient_x_input_dims,
+    integrated_gradients: integrated_gradients_dims,
+}
+"""Each kernel's per-embedding-dimension form ``[B, T, E]``, the shape Captum returns; summed over
+``E`` it gives the kernel (for ``saliency``: with ``norm="l1"``). Noise tunnels with
+``per_dimension=True`` reduce their samples on it, as Captum's ``NoiseTunnel`` does."""

@@ -13,6 +13,7 @@ key per example ``[B]`` is given, the sweep convention), sample ``k`` folds in `
 how far it is padded, so batch invariance and masked == dropped hold for these methods too.
 """
 
+import functools
 import inspect
 from typing import Any, Callable
 
@@ -23,8 +24,8 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from jaxplain.attribution._common import embed, masked, resolve_target
 from jaxplain.attribution._quadrature import check_chunk_size, map_steps
-from jaxplain.attribution.gradients import (gradient, gradient_x_input, integrated_gradients,
-                                            saliency)
+from jaxplain.attribution.gradients import (PER_DIMENSION, gradient, gradient_x_input,
+                                            integrated_gradients, saliency)
 from jaxplain.contracts import Batch, Forward, Method, Params, Target
 from jaxplain.errors import InputError
 
@@ -69,7 +70,7 @@ def embedding_noise(keys: PRNGKeyArray, sample: Any, shape: tuple[int, int],
   return jnp.asarray(stdev, jnp.float32) * jax.vmap(one)(keys)
 
 
-def reduce_samples(scores: Float[Array, "K B T"], kind: str) -> Float[Array, "B T"]:
+def reduce_samples(scores: Float[Array, "K B T *E"], kind: str) -> Float[Array, "B T *E"]:
   """Mean (``smoothgrad``), mean of squares (``smoothgrad_sq``) or variance (``vargrad``)."""
   mean = jnp.mean(scores, axis=0)
   if kind == "smoothgrad":
@@ -92,7 +93,8 @@ def _check(kind: str, samples: Any, stdev: Any, chunk_size: Any) -> None:
 
 
 def noise_tunnel(method: Method, *, kind: str = "smoothgrad", samples: int = 10,
-                 stdev: float = 0.15, chunk_size: int | str | None = "auto") -> Method:
+                 stdev: float = 0.15, chunk_size: int | str | None = "auto",
+                 per_dimension: bool = False) -> Method:
   r"""Wraps ``method`` into its noise-tunnel version (Captum ``NoiseTunnel``).
 
   .. math:: \mathrm{SG}(x) = \frac1K \sum_k m(x + \epsilon^{(k)}), \quad
@@ -105,6 +107,11 @@ def noise_tunnel(method: Method, *, kind: str = "smoothgrad", samples: int = 10,
     stdev: noise standard deviation on the word embeddings (Captum: ``stdevs``).
     chunk_size: samples per chunk (``None``: all ``K`` in one vmap; Captum:
       ``nt_samples_batch_size``).
+    per_dimension: reduce the samples per embedding dimension, on the method's ``[B, T, E]``
+      form from :data:`~jaxplain.attribution.gradients.PER_DIMENSION`, and then sum over ``E``:
+      exactly Captum's ``NoiseTunnel`` output summed over ``E``. ``False`` (default) reduces
+      the method's ``[B, T]`` token scores (see Notes). ``method`` must then be one of the
+      gradient kernels, or a ``functools.partial`` of one.
   Returns:
     A kernel ``(forward, params, batch, target=None, *, key, noise=None, **hyper) -> [B, T]``;
     ``noise [K, B, T, E]`` replaces the drawn noise (as given, not scaled by ``stdev``), and
@@ -117,12 +124,18 @@ def noise_tunnel(method: Method, *, kind: str = "smoothgrad", samples: int = 10,
     `Local Explanation Methods for Deep Neural Networks Lack Sensitivity to Parameter Values
     <https://arxiv.org/abs/1810.03307>`_ (VarGrad), 2018; Captum ``NoiseTunnel``.
   Notes:
-    Captum reduces per embedding dimension and a user then sums over ``E``; we reduce the base
-    method's ``[B, T]`` token scores. For ``smoothgrad`` the two agree exactly (sums commute);
-    for ``smoothgrad_sq`` and ``vargrad`` ours squares the token score, Captum's the
-    per-dimension attribution. Noise goes on the word embeddings, never on padding's relevance.
+    Captum reduces per embedding dimension and a user then sums over ``E``; by default we
+    reduce the base method's ``[B, T]`` token scores. For ``smoothgrad`` the two agree exactly
+    (sums commute); for ``smoothgrad_sq`` and ``vargrad`` ours squares the token score, Captum's
+    the per-dimension attribution (``per_dimension=True``). Token-level squaring is our design
+    choice (unverified against a paper for text): it measures how much a token's own score,
+    the quantity a heatmap shows, moves under noise, and a per-dimension variance also counts
+    movements along ``E`` that cancel in the token's score. Noise goes on the word embeddings,
+    never on padding's relevance.
   """
   _check(kind, samples, stdev, chunk_size)
+  if per_dimension:
+    method = _per_dimension_form(method)
 
   def smoothed(forward: Forward, params: Params, batch: Batch, target: Target = None, *,
                key: PRNGKeyArray | None = None,
@@ -143,9 +156,23 @@ def noise_tunnel(method: Method, *, kind: str = "smoothgrad", samples: int = 10,
       keys = example_keys(key, x.shape[0])
       scores = map_steps(lambda k: run(x + embedding_noise(keys, k, x.shape[1:], stdev)),
                          jnp.arange(samples), chunk_size, rows=batch.input_ids.size)
-    return masked(reduce_samples(scores, kind), batch.attention_mask)  # [B, T]
+    reduced = reduce_samples(scores, kind)  # [B, T] or, per dimension, [B, T, E]
+    return masked(reduced.sum(-1) if per_dimension else reduced, batch.attention_mask)
 
   return smoothed
+
+
+def _per_dimension_form(method: Any) -> Callable[..., Float[Array, "B T E"]]:
+  """``method``'s ``[B, T, E]`` form from ``PER_DIMENSION``, through ``functools.partial``."""
+  if isinstance(method, functools.partial):
+    return functools.partial(_per_dimension_form(method.func), *method.args, **method.keywords)
+  form = PER_DIMENSION.get(method)
+  if form is None:
+    names = ", ".join(f.__name__ for f in PER_DIMENSION)
+    raise InputError(f"per_dimension=True needs a method with a per-embedding-dimension form "
+                     f"({names}); {getattr(method, '__name__', method)!r} has none. Use "
+                     "per_dimension=False to reduce its token scores.")
+  return form
 
 
 def _kernel(kind: str) -> Callable[..., Float[Array, "B T"]]:
@@ -153,7 +180,8 @@ def _kernel(kind: str) -> Callable[..., Float[Array, "B T"]]:
   def kernel(forward: Forward, params: Params, batch: Batch, target: Target = None, *,
              key: PRNGKeyArray | None = None, base: str = "saliency", samples: int = 10,
              stdev: float = 0.15, chunk_size: int | str | None = "auto",
-             noise: Float[Array, "K B T E"] | None = None, pad_id: int = 0, mask_id: int = 103,
+             noise: Float[Array, "K B T E"] | None = None, per_dimension: bool = False,
+             pad_id: int = 0, mask_id: int = 103,
              unk_id: int = 100, special_ids: tuple[int, ...] = (101, 102),
              **base_hyper: Any) -> Float[Array, "B T"]:
     if base not in BASES:
@@ -166,7 +194,8 @@ def _kernel(kind: str) -> Callable[..., Float[Array, "B T"]]:
         raise InputError(f"base method {base!r} has no hyperparameter {name!r}.")
     ids = dict(pad_id=pad_id, mask_id=mask_id, unk_id=unk_id, special_ids=special_ids)
     base_hyper.update({k: v for k, v in ids.items() if k in accepted})
-    tunnel = noise_tunnel(method, kind=kind, samples=samples, stdev=stdev, chunk_size=chunk_size)
+    tunnel = noise_tunnel(method, kind=kind, samples=samples, stdev=stdev, chunk_size=chunk_size,
+                          per_dimension=per_dimension)
     return tunnel(forward, params, batch, target, key=key, noise=noise, **base_hyper)
 
   kernel.__name__ = kernel.__qualname__ = kind
@@ -191,6 +220,10 @@ _DOC = r"""{title} of a gradient method on noisy word embeddings (Captum ``Noise
       there, a scale meant for images; 0.15 is about 3x a BERT embedding's per-dimension spread).
     chunk_size: samples per chunk to bound memory (``None``: one vmap over ``K``).
     noise: ``[K, B, T, E]`` noise to use instead of drawing it (parity with external code).
+    per_dimension: reduce per embedding dimension, then sum over ``E``: Captum's exact
+      ``NoiseTunnel`` semantics; a saliency base is then Captum's ``|gradient|`` per dimension
+      (the L1 norm; ``norm="l2"`` is an error). Default ``False``: reduce token scores; see
+      :func:`noise_tunnel`.
     pad_id, mask_id, unk_id, special_ids: token ids for an IG base's baseline.
     **base_hyper: the base method's hyperparameters (``steps``, ``norm``, ``baseline``...).
   Returns:

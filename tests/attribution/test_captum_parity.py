@@ -3,7 +3,8 @@
 References come from ``tests/fixtures/make_captum_fixtures.py`` (Captum + PyTorch on the
 checkpoint in ``tests/fixtures/tiny/bert_seq_cls``), committed as ``captum/gradients.npz``; the
 suite itself needs neither torch nor Captum. Captum returns ``[B, T, E]``; jaxplain's token
-scores are those summed over ``E``. NoiseTunnel runs on the very noise the fixture drew.
+scores are those summed over ``E``, and the ``*_dims`` forms are compared with Captum's
+``[B, T, E]`` as they are. NoiseTunnel runs on the very noise the fixture drew.
 """
 
 import functools
@@ -16,10 +17,13 @@ import pytest
 
 import jaxplain
 from jaxplain import Batch
-from jaxplain.attribution import (gradient, gradient_x_input, ig_convergence_delta,
-                                  integrated_gradients, layer_gradient_x_activation,
-                                  layer_integrated_gradients, saliency, smoothgrad,
+from jaxplain.attribution import (PER_DIMENSION, gradient, gradient_dims, gradient_x_input,
+                                  gradient_x_input_dims, ig_convergence_delta,
+                                  integrated_gradients, integrated_gradients_dims,
+                                  layer_gradient_x_activation, layer_integrated_gradients,
+                                  noise_tunnel, saliency, saliency_dims, smoothgrad,
                                   smoothgrad_sq, vargrad)
+from jaxplain.errors import InputError
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures")
 RTOL_PARITY = 1e-4  # max |ours - Captum| <= 1e-4 * max |Captum|: float32, XLA CPU vs torch CPU.
@@ -126,3 +130,41 @@ def test_noise_tunnel_same_noise(ref, setup, base):
     captum_sq = ref["nt_saliency_smoothgrad_sq"]
     np.testing.assert_allclose(captum_sq, (ref["per_sample_saliency"] ** 2).mean(0), rtol=1e-5,
                                atol=1e-7)
+
+
+def test_per_dimension_forms_are_captums_outputs(ref, setup):
+  ids = setup[-1]
+  _close(_run(gradient_dims, setup), ref["saliency_raw"], "gradient [B, T, E]")
+  _close(_run(saliency_dims, setup), ref["saliency_abs"], "Saliency [B, T, E]")
+  _close(_run(gradient_x_input_dims, setup), ref["input_x_gradient"], "InputXGradient [B, T, E]")
+  # chunk_size=16 of 50 steps: three chunks summed in a scan plus a remainder of 2.
+  for chunk in (None, 16):
+    _close(_run(integrated_gradients_dims, setup, steps=50, chunk_size=chunk, **ids),
+           ref["ig_gausslegendre"], f"IG [B, T, E], chunk {chunk}")
+  assert set(PER_DIMENSION) == {gradient, saliency, gradient_x_input, integrated_gradients}
+
+
+@pytest.mark.parametrize("base", ["saliency", "ig"])
+def test_noise_tunnel_per_dimension_is_captums_noise_tunnel(ref, setup, base):
+  ids = setup[-1]
+  hyper = (dict(base="saliency", norm="l1") if base == "saliency" else
+           dict(base="integrated_gradients", steps=8, **ids))
+  noise = jnp.asarray(ref["noise"])
+  for kernel in (smoothgrad, smoothgrad_sq, vargrad):
+    kind = kernel.__name__
+    ours = _run(kernel, setup, noise, per_dimension=True, **hyper)
+    _close(ours, ref[f"nt_{base}_{kind}"].sum(-1), f"NoiseTunnel {kind}({base}) per dimension")
+  if base == "ig":  # the combinator takes a functools.partial of a kernel too
+    tunnel = noise_tunnel(functools.partial(integrated_gradients, steps=8, **ids), kind="vargrad",
+                          samples=4, per_dimension=True)
+    _close(_run(tunnel, setup, noise), ref["nt_ig_vargrad"].sum(-1),
+           "noise_tunnel(partial(IG)) per dimension")
+
+
+def test_per_dimension_needs_a_per_dimension_form(setup):
+  forward, params, batch, target, _ = setup
+  with pytest.raises(InputError, match="norm='l1'"):
+    vargrad(forward, params, batch, target, key=jax.random.key(0), base="saliency", norm="l2",
+            samples=2, per_dimension=True)
+  with pytest.raises(InputError, match="has none"):
+    noise_tunnel(layer_gradient_x_activation, per_dimension=True)

@@ -40,3 +40,13 @@ def test_auto_chunked_map_equals_one_vmap():
   fn = lambda x: jnp.stack([x, x ** 2])
   rows = Q.auto_token_rows() // 3                                        # -> chunks of 3 steps
   np.testing.assert_allclose(Q.map_steps(fn, xs, "auto", rows=rows), Q.map_steps(fn, xs, None))
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 3, 4, 11, 20, "auto"])
+def test_sum_steps_is_the_sum_of_the_mapped_steps(chunk):
+  xs = (jnp.arange(11.0), jnp.arange(22.0).reshape(11, 2))     # a pytree of step inputs
+  fn = lambda x: {"a": x[0] * x[1], "b": jnp.sin(x[1]) + x[0]}  # a pytree of outputs [2]
+  total = Q.sum_steps(fn, xs, chunk, rows=4)
+  mapped = Q.map_steps(fn, xs, None)
+  for k in ("a", "b"):
+    np.testing.assert_allclose(np.asarray(total[k]), np.asarray(mapped[k]).sum(0), rtol=1e-6)

@@ -50,6 +50,8 @@ METHODS_UNDER_TEST = (
     Case("smoothgrad", _h(samples=3, stdev=0.1)),
     Case("smoothgrad_sq", _h(chunk_size=2, samples=3, stdev=0.1)),
     Case("vargrad", _h(base="gradient_x_input", samples=3, stdev=0.1)),
+    Case("vargrad", _h(base="integrated_gradients", chunk_size=2, per_dimension=True, samples=3,
+                       stdev=0.1, steps=3, **IDS)),
     Case("layer_gradient_x_activation"),
     Case("layer_integrated_gradients", _h(steps=6, **IDS)),
     Case("layer_integrated_gradients", _h(path="layer", steps=4, **IDS)),
