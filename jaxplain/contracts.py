@@ -133,7 +133,9 @@ Forward = Callable[[Params, Batch, Taps], Outputs]
 """``forward(params, batch, taps) -> Outputs``: the whole model as a pure function."""
 
 Target = Union[int, Int[Array, " B"], np.ndarray, None, Callable[[Outputs], Float[Array, " B"]]]
-"""An int class, per-example classes ``[B]``, ``None`` (predicted class) or ``Outputs -> [B]``."""
+"""An int class, per-example classes ``[B]``, ``None`` (predicted class) or ``Outputs -> [B]``.
+
+Classes index each example's logits flattened (``[T, 2]`` QA logits: start of ``t`` is ``2 t``)."""
 
 
 class Method(Protocol):

@@ -33,7 +33,13 @@ def resolve_target(forward: Forward, params: Params, batch: Batch,
 def target_logit(outputs: Outputs,
                  target: Int[Array, " B"] | Callable[[Outputs], Float[Array, " B"]]
                  ) -> Float[Array, " B"]:
-  """The explained scalar per example: ``logits[b, target[b]]``, or ``target(outputs)``."""
+  """The explained scalar per example: ``logits[b, target[b]]``, or ``target(outputs)``.
+
+  Logits with more than one axis per example (token classification ``[B, T, C]``, question
+  answering ``[B, T, 2]``) are indexed flattened, ``[B, T * C]``: a QA start logit at position
+  ``t`` is class ``2 t``, its end ``2 t + 1``; ``None`` explains the largest of all. A callable
+  (``lambda out: out.logits[jnp.arange(B), starts, 0]``) is usually clearer.
+  """
   if callable(target):
     return target(outputs).astype(jnp.float32)
   logits = outputs.logits.reshape(outputs.logits.shape[0], -1)

@@ -190,3 +190,28 @@ def test_predicted_target_from_the_same_pass_equals_an_explicit_target(name):
   kernel = jax.jit(functools.partial(METHODS[name], m.forward))
   np.testing.assert_allclose(kernel(m.params, batch, None), kernel(m.params, batch, predicted),
                              atol=SAME)
+
+
+def test_question_answering_start_logit_as_a_callable_target():
+  from jaxplain.attribution import gradient_x_input, integrated_gradients  # pylint: disable=g-import-not-at-top
+  from jaxplain.models import EncoderConfig, init_encoder  # pylint: disable=g-import-not-at-top
+  config = EncoderConfig(family="bert", hidden_size=32, num_layers=2, num_heads=4,
+                         intermediate_size=37, vocab_size=100, max_positions=40,
+                         head="question_answering")
+  forward, params = init_encoder(config, seed=3)
+  batch = make_batch(ROWS)
+  starts = jnp.asarray([4, 7, 1, 3])                      # an answer start inside each example
+  start_logit = lambda out: out.logits[jnp.arange(4), starts, 0]   # logits [B, T, 2]
+  # A callable target is closed over (a jit argument must be an array).
+  ig = jax.jit(functools.partial(integrated_gradients, forward, target=start_logit, steps=300,
+                                 **IDS))
+  scores = np.asarray(ig(params, batch))
+  delta = np.asarray(ig_convergence_delta(forward, params, batch, start_logit,
+                                          jnp.asarray(scores), **IDS))
+  assert np.all(np.abs(delta) <= COMPLETENESS * np.abs(scores.sum(-1) - delta) + 1e-6)
+  assert np.all(scores[np.asarray(batch.attention_mask) == 0] == 0)
+  # An integer target indexes the logits flattened per example, [T, 2] -> [2T]: start of t is 2t.
+  by_callable = jax.jit(functools.partial(gradient_x_input, forward, target=start_logit))
+  by_index = jax.jit(functools.partial(gradient_x_input, forward))
+  np.testing.assert_allclose(np.asarray(by_callable(params, batch)),
+                             np.asarray(by_index(params, batch, 2 * starts)), atol=SAME)
