@@ -5,7 +5,9 @@ A noise tunnel runs a base method ``K`` times on word embeddings with Gaussian n
 and reduces the ``K`` score maps: their mean (SmoothGrad), mean of squares (SmoothGrad-squared)
 or variance (VarGrad). :func:`noise_tunnel` wraps any kernel that takes ``embeddings=``
 (``optax.chain`` style); :func:`smoothgrad`, :func:`smoothgrad_sq` and :func:`vargrad` are the
-registered kernels, with the base method chosen by name through the static ``base``.
+registered kernels, with the base method chosen by name through the static ``base``. With
+``per_dimension=True`` the reduction runs per embedding dimension before the sum over ``E``,
+exactly as Captum's ``NoiseTunnel`` (it matters for the squared kinds only).
 
 Noise is a pure function of the key: example ``b`` uses ``fold_in(key, b)`` (or ``key[b]`` when a
 key per example ``[B]`` is given, the sweep convention), sample ``k`` folds in ``k`` and token
@@ -134,6 +136,8 @@ def noise_tunnel(method: Method, *, kind: str = "smoothgrad", samples: int = 10,
     never on padding's relevance.
   """
   _check(kind, samples, stdev, chunk_size)
+  if not isinstance(per_dimension, (bool, np.bool_)):
+    raise InputError(f"per_dimension must be True or False, got {per_dimension!r}.")
   if per_dimension:
     method = _per_dimension_form(method)
 

@@ -110,12 +110,15 @@ def test_layer_gradient_x_activation(ref, setup):
   _close(_run(layer_gradient_x_activation, setup), ref["lgxa"], "LayerGradientXActivation")
 
 
+def _tunnel_hyper(base, ids):
+  """The fixture's NoiseTunnel bases: Saliency (|grad|, so L1) and IG with 8 steps."""
+  return (dict(base="saliency", norm="l1") if base == "saliency" else
+          dict(base="integrated_gradients", steps=8, **ids))
+
+
 @pytest.mark.parametrize("base", ["saliency", "ig"])
 def test_noise_tunnel_same_noise(ref, setup, base):
-  ids = setup[-1]
-  hyper = (dict(base="saliency", norm="l1") if base == "saliency" else
-           dict(base="integrated_gradients", steps=8, **ids))
-  noise = jnp.asarray(ref["noise"])
+  hyper, noise = _tunnel_hyper(base, setup[-1]), jnp.asarray(ref["noise"])
   per_sample = ref[f"per_sample_{base}"].sum(-1)                             # [K, B, T]
   # Captum's mean per dimension, summed over E, is the mean of token scores: exactly SmoothGrad.
   sg = _run(smoothgrad, setup, noise, **hyper)
@@ -146,17 +149,14 @@ def test_per_dimension_forms_are_captums_outputs(ref, setup):
 
 @pytest.mark.parametrize("base", ["saliency", "ig"])
 def test_noise_tunnel_per_dimension_is_captums_noise_tunnel(ref, setup, base):
-  ids = setup[-1]
-  hyper = (dict(base="saliency", norm="l1") if base == "saliency" else
-           dict(base="integrated_gradients", steps=8, **ids))
-  noise = jnp.asarray(ref["noise"])
+  hyper, noise = _tunnel_hyper(base, setup[-1]), jnp.asarray(ref["noise"])
   for kernel in (smoothgrad, smoothgrad_sq, vargrad):
     kind = kernel.__name__
     ours = _run(kernel, setup, noise, per_dimension=True, **hyper)
     _close(ours, ref[f"nt_{base}_{kind}"].sum(-1), f"NoiseTunnel {kind}({base}) per dimension")
   if base == "ig":  # the combinator takes a functools.partial of a kernel too
-    tunnel = noise_tunnel(functools.partial(integrated_gradients, steps=8, **ids), kind="vargrad",
-                          samples=4, per_dimension=True)
+    tunnel = noise_tunnel(functools.partial(integrated_gradients, steps=8, **setup[-1]),
+                          kind="vargrad", samples=4, per_dimension=True)
     _close(_run(tunnel, setup, noise), ref["nt_ig_vargrad"].sum(-1),
            "noise_tunnel(partial(IG)) per dimension")
 
@@ -168,3 +168,5 @@ def test_per_dimension_needs_a_per_dimension_form(setup):
             samples=2, per_dimension=True)
   with pytest.raises(InputError, match="has none"):
     noise_tunnel(layer_gradient_x_activation, per_dimension=True)
+  with pytest.raises(InputError, match="True or False"):
+    noise_tunnel(gradient, per_dimension="yes")
