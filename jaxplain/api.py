@@ -163,6 +163,10 @@ def _attribute_batch(model: Model, batch: Batch, texts: list[str] | None,
     deltas = np.asarray(CONVERGENCE_DELTAS[name](
         model.forward, model.params, device_batch, tgt if tgt is not None else target,
         jnp.asarray(out), **dict(static), **dynamic), np.float32)
+    if "layers" in extra:  # every row's gap: the same f(x) - f(x'), its own sum [L+1, B]
+      layers = extra["layers"]
+      extra["layer_deltas"] = (deltas[None] + layers.sum(-1) - layers[0].sum(-1)).astype(
+          np.float32)
   texts = texts if texts is not None else _decode(model, batch)
   return Attribution(
       scores=out, tokens=model.tokens(batch), input_ids=np.asarray(batch.input_ids),

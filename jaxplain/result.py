@@ -32,8 +32,10 @@ class Attribution:
     probabilities: ``float32 [B, C]`` predicted class probabilities (classification heads).
     labels: class names in logit order.
     method: the method's name; ``hyper``: its hyperparameters.
-    deltas: ``float32 [B]`` convergence deltas (Integrated Gradients), else ``None``.
-    extra: method-specific arrays, e.g. ``{"layers": [L+1, B, T]}``.
+    deltas: ``float32 [B]`` convergence deltas (Integrated Gradients, and layer IG's embeddings
+      row), else ``None``.
+    extra: method-specific arrays, e.g. ``{"layers": [L+1, B, T]}``, and for layer IG
+      ``{"layer_deltas": [L+1, B]}``, each row's sum minus ``f(x) - f(x')``.
   """
 
   scores: np.ndarray
@@ -163,9 +165,10 @@ def concatenate(parts: Sequence[Attribution]) -> Attribution:
   opt = lambda name: (None if getattr(first, name) is None
                       else np.concatenate([getattr(p, name) for p in parts]))
   extra = {}
-  for k in first.extra:  # per-layer arrays [L+1, B, T]: pad T, join B
-    extra[k] = np.concatenate(
-        [np.pad(p.extra[k], [(0, 0), (0, 0), (0, t - p.extra[k].shape[2])]) for p in parts], 1)
+  for k in first.extra:  # per-layer arrays [L+1, B, T] (pad T) or [L+1, B]: join B
+    padded = [a if a.ndim == 2 else np.pad(a, [(0, 0), (0, 0), (0, t - a.shape[2])])
+              for a in (p.extra[k] for p in parts)]
+    extra[k] = np.concatenate(padded, 1)
   return Attribution(
       scores=pad("scores", 0.0), tokens=[tok for p in parts for tok in p.tokens],
       input_ids=pad("input_ids", 0), attention_mask=pad("attention_mask", 0),

@@ -6,7 +6,8 @@ submodule stays reachable: ``jaxplain.attribution.lafa.lafa`` and
 
 ``METHODS`` is a literal table from name to kernel (no import-time registration);
 ``ALIASES`` maps short names (``"ig"``) onto it; ``CONVERGENCE_DELTAS`` holds, for methods that
-define one, ``delta(forward, params, batch, target, scores, **hyper) -> [B]``.
+define one, ``delta(forward, params, batch, target, scores, **hyper) -> [B]`` (for per-layer
+methods, of the embeddings row ``scores[0]``).
 """
 
 from jaxplain.attribution._quadrature import auto_token_rows
@@ -79,6 +80,11 @@ PATH_HYPERPARAMETERS = {
 
 CONVERGENCE_DELTAS = {
     "integrated_gradients": ig_convergence_delta,
+    # Row 0 (the embeddings' output) of layer IG: with path="layer" it is complete like IG, so the
+    # same gap measures its quadrature error; with path="inputs" it also measures how far that
+    # one-pass approximation is from complete. attribute() adds every row's in
+    # extra["layer_deltas"].
+    "layer_integrated_gradients": ig_convergence_delta,
 }
 
 

@@ -70,3 +70,19 @@ def test_bad_input():
     call("layer_integrated_gradients", BATCH, hyper=(("path", "hidden"), ("steps", 2)))
   with pytest.raises(InputError, match="steps"):
     call("layer_integrated_gradients", BATCH, hyper=(("steps", 0),))
+
+
+def test_attribute_reports_every_layer_igs_convergence_delta():
+  texts = ["the movies were boring", "a very funny film", "boring"]
+  exact = jaxplain.attribute(model(), texts, "layer_integrated_gradients", path="layer",
+                             steps=32, batch_size=2)          # two calls, joined
+  ig = jaxplain.attribute(model(), texts, "integrated_gradients", steps=32)
+  gap = ig.scores.sum(-1) - ig.deltas                         # f(x) - f(x'), per example
+  deltas = exact.extra["layer_deltas"]
+  assert deltas.shape == (model().config.num_layers + 1, 3)
+  np.testing.assert_allclose(deltas, exact.extra["layers"].sum(-1) - gap[None], atol=1e-5)
+  np.testing.assert_array_equal(exact.deltas, deltas[0])
+  assert np.abs(deltas).max() <= 1e-4 + COMPLETENESS * np.abs(gap).max()   # the exact path
+  one_pass = jaxplain.attribute(model(), texts, "layer_integrated_gradients", steps=32)
+  np.testing.assert_allclose(one_pass.extra["layer_deltas"],
+                             one_pass.extra["layers"].sum(-1) - gap[None], atol=1e-5)
