@@ -18,7 +18,8 @@ from jaxplain.attribution.decoded import decoded_layer_saliency
 from jaxplain.attribution.gradients import (PER_DIMENSION, gradient, gradient_dims,
                                             gradient_x_input, gradient_x_input_dims,
                                             ig_convergence_delta, integrated_gradients,
-                                            integrated_gradients_dims, saliency, saliency_dims)
+                                            integrated_gradients_dims, saliency, saliency_dims,
+                                            scores_from_gradient)
 from jaxplain.attribution.layers import layer_gradient_x_activation, layer_integrated_gradients
 from jaxplain.attribution.heads import HeadMasks, compute_head_masks, random_head_mask
 from jaxplain.attribution.lrp import (attnlrp, cp_lrp, full_lrp, gae, lrp_embedding_relevance,
@@ -107,4 +108,5 @@ __all__ = ["ALIASES", "CONVERGENCE_DELTAS", "PATH_HYPERPARAMETERS", "attention_p
            "layer_gradient_x_activation", "layer_integrated_gradients", "noise_tunnel",
            "smoothgrad", "smoothgrad_sq", "vargrad", "build_index",
            "decoded_layer_saliency", "auto_token_rows", "PER_DIMENSION", "gradient_dims",
-           "gradient_x_input_dims", "integrated_gradients_dims", "saliency_dims"]
+           "gradient_x_input_dims", "integrated_gradients_dims", "saliency_dims",
+           "scores_from_gradient"]

@@ -74,11 +74,44 @@ def saliency(forward: Forward, params: Params, batch: Batch, target: Target = No
     ``[B, T]`` float32, non-negative, 0 on padding.
   """
   del key
+  _check_norm(norm)
+  _, x, g = target_and_grad(forward, params, batch, target, embeddings)
+  return masked(scores_from_gradient("saliency", g, x, norm=norm), batch.attention_mask)
+
+
+def _check_norm(norm: str) -> None:
   if norm not in ("l1", "l2"):
     raise InputError(f"saliency norm {norm!r} is unknown; use 'l2' or 'l1'.")
-  _, _, g = target_and_grad(forward, params, batch, target, embeddings)
-  s = jnp.abs(g).sum(-1) if norm == "l1" else jnp.sqrt(jnp.sum(g * g, -1))
-  return masked(s, batch.attention_mask)
+
+
+def scores_from_gradient(name: str, g: Float[Array, "B T E"], x: Float[Array, "B T E"], *,
+                         norm: str = "l2") -> Float[Array, "B T"]:
+  r"""Token scores of a plain gradient method read off the embedding gradient, unmasked.
+
+  ``gradient``: :math:`\sum_e g_{te}`; ``saliency``: :math:`\lVert g_t \rVert_2` (``norm="l2"``)
+  or :math:`\sum_e |g_{te}|` (``"l1"``); ``gradient_x_input``: :math:`\sum_e x_{te} g_{te}`.
+  These are the sums the kernels compute; the corpus sweep uses it to read all three off one
+  backward pass.
+
+  Args:
+    name: ``"gradient"``, ``"saliency"`` or ``"gradient_x_input"``.
+    g: ``[B, T, E]`` gradient of the target logit with respect to the word embeddings ``x``.
+    x: ``[B, T, E]`` the word embeddings it was taken at.
+    norm: saliency's norm.
+  Returns:
+    ``[B, T]``; the caller masks padding.
+  Raises:
+    InputError: another method name, or an unknown ``norm``.
+  """
+  if name == "gradient":
+    return g.sum(-1)
+  if name == "gradient_x_input":
+    return jnp.sum(g * x, -1)
+  if name == "saliency":
+    _check_norm(norm)
+    return jnp.abs(g).sum(-1) if norm == "l1" else jnp.sqrt(jnp.sum(g * g, -1))
+  raise InputError(f"{name!r} is not read off the embedding gradient alone; use 'gradient', "
+                   "'saliency' or 'gradient_x_input'.")
 
 
 def saliency_dims(forward: Forward, params: Params, batch: Batch, target: Target = None, *,

@@ -8,7 +8,7 @@ pieces of a sweep:
   embeddings ``x``;
 * **one backward**: ``gradient``, ``saliency`` and ``gradient_x_input`` are all read off the
   same embedding gradient ``g = d f_y / d x``: ``sum_e g``, ``||g||`` and ``sum_e g * x``
-  (instead of three backward passes);
+  (instead of three backward passes), with :func:`jaxplain.attribution.scores_from_gradient`;
 * every other method runs its own kernel from :data:`jaxplain.attribution.METHODS`, with the
   explained class fixed (no extra forward to find it) and one PRNG key per example,
   ``fold_in(key, example_index)``, so results do not depend on batch composition, sharding or
@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from jaxplain._compile import jit as _jit
 from jaxplain.attribution import CONVERGENCE_DELTAS, METHODS
 from jaxplain.attribution._common import grad_wrt_embeddings, masked
+from jaxplain.attribution.gradients import scores_from_gradient
 from jaxplain.contracts import Batch, Forward, Taps
 from jaxplain.errors import InputError
 
@@ -154,14 +155,7 @@ def sweep_step(forward: Forward, methods: tuple[tuple[str, Hyper], ...],
       x = out.word_embeddings.astype(jnp.float32)
       g = grad_wrt_embeddings(forward, params, batch, target, x)
       for name, hyper in shared:
-        if name == "gradient":
-          s = g.sum(-1)
-        elif name == "gradient_x_input":
-          s = jnp.sum(g * x, -1)
-        elif dict(hyper).get("norm", "l2") == "l1":
-          s = jnp.abs(g).sum(-1)
-        else:
-          s = jnp.sqrt(jnp.sum(g * g, -1))
+        s = scores_from_gradient(name, g, x, norm=dict(hyper).get("norm", "l2"))
         res[f"scores.{name}"] = masked(s, batch.attention_mask)
     for name, hyper in methods:
       if (name, hyper) in shared:
