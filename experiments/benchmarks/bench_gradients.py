@@ -11,10 +11,10 @@ times:
 - jaxplain: the registered kernels jitted through ``jaxplain.api.compiled`` on length-bucketed
   batches (sorted by length, ``--batch`` examples, padded to the model's buckets, by default
   ``jaxplain.models.BUCKETS``; ``--buckets`` sets others, ``--fine-buckets`` adds a second
-  jaxplain row with other buckets); IG and SmoothGrad with the library's default
-  ``chunk_size="auto"`` (on the CPU: as many steps per pass as keep it within 2048 token rows,
-  ``_quadrature.CPU_TOKEN_ROWS``), or ``chunk_size = --rows // --batch`` when ``--rows`` is
-  given (at most ``--rows`` examples x steps per pass, the unit of Captum's
+  jaxplain row with other buckets, e.g. the ``fine`` preset); IG and SmoothGrad with the
+  library's default ``chunk_size="auto"`` (on the CPU: as many steps per pass as keep it within
+  2048 token rows, ``_quadrature.CPU_TOKEN_ROWS``), or ``chunk_size = --rows // --batch`` when
+  ``--rows`` is given (at most ``--rows`` examples x steps per pass, the unit of Captum's
   ``internal_batch_size``; runs before 2026-11-23 23:00 UTC used ``--rows 160``); compile time
   and one first execution per shape (which builds its runtime kernels) are reported apart and
   excluded from examples/s, as Captum gets an untimed warm-up call.
@@ -52,7 +52,6 @@ CPU only as written; on a machine shared with other jobs compare ratios within o
 """
 
 import argparse
-import dataclasses
 import inspect
 import json
 import os
@@ -294,16 +293,22 @@ def run_memory(args) -> None:
     print(f"[memory] child failed ({out.returncode}): {out.stderr[-800:]}")
 
 
+def _buckets(text: str) -> str | tuple[int, ...]:
+  """``--buckets`` / ``--fine-buckets``: a preset name (``fine``, ``default``) or lengths."""
+  return text if text.isalpha() else tuple(int(b) for b in text.split(","))
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--data", default="/work/shared/data/rotten_tomatoes_corpus_full.csv.bz2")
   p.add_argument("--n", type=int, default=512)
   p.add_argument("--batch", type=int, default=32, help="examples per jaxplain/Captum batch")
   p.add_argument("--buckets", default=None,
-                 help="comma-separated padded lengths for jaxplain (default: the library's)")
+                 help="comma-separated padded lengths for jaxplain, or a preset name of "
+                      "jaxplain.models.BUCKET_PRESETS (default: the library's)")
   p.add_argument("--fine-buckets", default=None,
-                 help="also time jaxplain with these comma-separated padded lengths (a second "
-                      "row; the speed-ups stay relative to the first)")
+                 help="also time jaxplain with these comma-separated padded lengths or this preset "
+                      "(e.g. fine: a second row; the speed-ups stay relative to the first)")
   p.add_argument("--captum-n", type=int, default=None,
                  help="examples batched Captum times (default: all --n)")
   p.add_argument("--single-n", type=int, default=None,
@@ -338,7 +343,7 @@ def main():
         f"{os.getloadavg()[0]:.1f}")
   model, note = load_model()
   if args.buckets:
-    model = dataclasses.replace(model, buckets=tuple(int(b) for b in args.buckets.split(",")))
+    model = model.with_buckets(_buckets(args.buckets))
   print(f"model: {note}; jaxplain buckets {model.buckets}")
   texts = load_texts(args.data, args.n)
   batches, lengths = bucketed_batches(model, texts, args.batch)
@@ -350,8 +355,7 @@ def main():
 
   fine = None
   if args.fine_buckets:
-    fine_model = dataclasses.replace(model, buckets=tuple(
-        int(b) for b in args.fine_buckets.split(",")))
+    fine_model = model.with_buckets(_buckets(args.fine_buckets))
     fine_batches, _ = bucketed_batches(fine_model, texts, args.batch)
     fine_padded = sum(int(np.prod(b.input_ids.shape)) for _, b in fine_batches)
     fine = (fine_model, fine_batches)

@@ -24,6 +24,18 @@ def _options(items: list[str], what: str) -> dict[str, dict]:
   return out
 
 
+def _buckets(text: str | None) -> str | tuple[int, ...] | None:
+  """``--buckets``: a preset name, or comma-separated token counts (checked by the config)."""
+  from jaxplain.errors import InputError  # pylint: disable=g-import-not-at-top
+  if text is None or not text.strip() or text.strip().isalpha():
+    return None if text is None else text.strip()
+  try:
+    return tuple(int(b) for b in text.split(","))
+  except ValueError:
+    raise InputError(f"--buckets {text!r} is neither a preset (default, fine) nor "
+                     "comma-separated token counts such as 16,32,64.") from None
+
+
 @app.command()
 def sweep(
     data: Optional[str] = typer.Argument(None, help="A local csv/jsonl/parquet file (csv may be "
@@ -53,6 +65,9 @@ def sweep(
                                              "devices (default 32)."),
     max_length: Optional[int] = typer.Option(None, help="Longest input in tokens."),
     dtype: Optional[str] = typer.Option(None, help="float32 (default) or bfloat16 compute."),
+    buckets: Optional[str] = typer.Option(None, help="Padded lengths: default, fine (steps "
+                                          "of 4 up to 64 tokens: less padding, more compiled "
+                                          "shapes) or comma-separated token counts."),
     seed: Optional[int] = typer.Option(None, help="PRNG seed (default 0)."),
     shard_size: Optional[int] = typer.Option(None, help="Examples per output shard (default "
                                              "1024)."),
@@ -93,7 +108,7 @@ def sweep(
   overrides = {
       "output": output, "model": model, "batch_size": batch_size, "max_length": max_length,
       "dtype": dtype, "seed": seed, "shard_size": shard_size, "target": target,
-      "slicing": slicing, "metrics": list(metrics) or None,
+      "slicing": slicing, "metrics": list(metrics) or None, "buckets": _buckets(buckets),
       "on_long": None if truncate is None else ("truncate" if truncate else "skip"),
       "data": {"source": data, "text_column": text_column, "text_pair_column": pair_column,
                "label_column": label_column, "id_column": id_column, "name": name,

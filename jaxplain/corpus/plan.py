@@ -13,6 +13,7 @@ A TOML file looks like::
     batch_size = 32
     max_length = 128
     dtype = "float32"                  # or "bfloat16" (compute; attributions accumulate in f32)
+    buckets = "default"                # or "fine" (less padding, more shapes), or [16, 32, ...]
     metrics = ["comprehensiveness", "sufficiency"]
 
     [data]
@@ -99,6 +100,9 @@ class SweepConfig:
     slicing: how processes split the corpus: ``"round_robin"`` by example index or
       contiguous ``"block"``\\ s.
     label_map: ``((raw, class), ...)`` mapping raw label values to class ids or names.
+    buckets: padded lengths: ``"default"`` (:data:`jaxplain.models.BUCKETS`), ``"fine"``
+      (:data:`jaxplain.models.FINE_BUCKETS`: less padding, more compiled shapes; for large
+      corpora of short texts) or increasing token counts.
   """
 
   data: DataSpec
@@ -116,8 +120,11 @@ class SweepConfig:
   target: str = "predicted"
   slicing: str = "round_robin"
   label_map: tuple[tuple[Any, Any], ...] = ()
+  buckets: str | tuple[int, ...] = "default"
 
   def __post_init__(self):
+    from jaxplain.models.tokenize import resolve_buckets  # pylint: disable=g-import-not-at-top
+    resolve_buckets(self.buckets)  # an InputError naming the presets, or None
     _check_choice("dtype", self.dtype, DTYPES)
     _check_choice("on_long", self.on_long, ON_LONG)
     _check_choice("target", self.target, TARGETS)
@@ -149,6 +156,8 @@ class SweepConfig:
     do not), as plain JSON values."""
     out = _jsonable(dataclasses.asdict(self))
     out.pop("output")
+    if out["buckets"] == "default":  # as sweeps written before the option existed
+      out.pop("buckets")
     return out
 
   def config_hash(self) -> str:
@@ -232,6 +241,8 @@ def make_config(*, data: DataSpec | Mapping[str, Any], output: str,
   metrics = tuple(fields.pop("metrics", ()) or ())
   opts = tuple((m, _hyper(o, f"metric {m}")) for m, o in sorted((metric_options or {}).items()))
   lm = tuple(sorted(((k, v) for k, v in (label_map or {}).items()), key=repr))
+  if isinstance(fields.get("buckets"), list):  # TOML arrays
+    fields["buckets"] = tuple(fields["buckets"])
   return SweepConfig(data=data, output=str(output), methods=_methods(methods), metrics=metrics,
                      metric_options=opts, label_map=lm, **fields)
 

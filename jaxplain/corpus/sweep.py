@@ -33,7 +33,7 @@ from jaxplain.corpus.rows import RowBuilder
 from jaxplain.corpus.step import (check_method_hyper, metric_protocols, sweep_step,
                                   with_token_ids)
 from jaxplain.errors import InputError, TruncationWarning
-from jaxplain.models.tokenize import encode
+from jaxplain.models.tokenize import encode, resolve_buckets
 
 
 @dataclasses.dataclass
@@ -168,7 +168,8 @@ class _Runner:
     if not 2 < self.max_length <= model.max_length:
       raise InputError(f"max_length {self.max_length} is outside 3..{model.max_length}, the "
                        "model's range.")
-    self.buckets = tuple(model.buckets)
+    self.buckets = (tuple(model.buckets) if config.buckets == "default"
+                    else resolve_buckets(config.buckets))
     self.mesh = meshlib.local_mesh()
     self.devices = self.mesh.devices.size
     self.global_batch = meshlib.round_up(config.batch_size, self.devices)

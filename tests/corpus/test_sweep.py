@@ -485,6 +485,46 @@ steps = 4
     corpus.read_config(bad)
 
 
+def test_bucket_option_in_toml_flags_and_fingerprint(tmp_path):
+  base = _config(output="o")
+  assert base.buckets == "default" and "buckets" not in base.fingerprint()  # old hashes hold
+  toml = tmp_path / "sweep.toml"
+  for value, want in (('"fine"', "fine"), ("[8, 12, 16]", (8, 12, 16))):
+    toml.write_text(f'output = "o"\nbuckets = {value}\n[data]\nsource = "{CSV}"\n')
+    assert corpus.read_config(toml).buckets == want
+  fine = _config(output="o", buckets="fine")
+  assert corpus.plan.diff_fingerprints(base.fingerprint(), fine.fingerprint()) == [
+      'buckets (null -> "fine")']
+  with pytest.raises(InputError, match="unknown bucket preset 'tiny'"):
+    _config(output="o", buckets="tiny")
+  with pytest.raises(InputError, match="increasing positive token counts"):
+    _config(output="o", buckets=(16, 8))
+  out = str(tmp_path / "out")
+  _assert_one_line_error(_cli(CSV, "--output", out, "--buckets", "16,x"), "--buckets",
+                         "preset")
+  _assert_one_line_error(_cli(CSV, "--output", out, "--buckets", "coarse"),
+                         "unknown bucket preset")
+  assert not os.path.exists(out) or not os.listdir(out)
+
+
+def test_finer_buckets_pad_less_and_give_the_same_scores(tmp_path):
+  """In process, one cheap method: the same rows with other padded lengths."""
+  runs = {}
+  for name, buckets in (("default", "default"), ("fine", (8, 12, 16))):
+    out = str(tmp_path / name)
+    corpus.sweep(_config(output=out, buckets=buckets, methods={"gradient_x_input": {}},
+                         metrics=[], batch_size=4, shard_size=32), progress=False)
+    with open(os.path.join(out, "manifest.json")) as f:
+      runs[name] = (corpus.read_sweep(out), json.load(f))
+  (coarse, m_coarse), (fine, m_fine) = runs["default"], runs["fine"]
+  assert m_fine["config"]["buckets"] == [8, 12, 16] and "buckets" not in m_coarse["config"]
+  assert m_fine["padding"]["real_tokens"] == m_coarse["padding"]["real_tokens"]
+  assert m_fine["padding"]["padded_slots"] < m_coarse["padding"]["padded_slots"]
+  assert list(fine["id"]) == list(coarse["id"])
+  for a, b in zip(fine["scores.gradient_x_input"], coarse["scores.gradient_x_input"]):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
 def test_bucketing_sorts_by_length_and_reports_padding():
   lengths = [5, 30, 6, 31, 7, 29, 8, 28]
   plans = corpus.plan_batches(lengths, 4, 64, buckets=(16, 32, 64))

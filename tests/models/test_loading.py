@@ -16,7 +16,7 @@ from safetensors.numpy import load_file, save_file
 
 import jaxplain
 from jaxplain import Batch
-from jaxplain.models import BUCKETS, bucket_length
+from jaxplain.models import BUCKETS, FINE_BUCKETS, bucket_length
 
 TINY = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures", "tiny")
 SOURCE = os.path.join(TINY, "bert_seq_cls")
@@ -296,6 +296,22 @@ def test_bucket_padding(bert, words, length):
   assert batch.input_ids.shape == (2, length)
   np.testing.assert_array_equal(batch.attention_mask.sum(1), [words + 2, 3])
   assert (batch.input_ids[batch.attention_mask == 0] == bert.tokenizer.pad_token_id).all()
+
+
+def test_fine_buckets_pad_to_steps_of_four(bert):
+  fine = bert.with_buckets("fine")
+  text = "good " * 15  # 17 tokens
+  assert fine.encode(text).input_ids.shape == (1, 20)
+  assert bert.encode(text).input_ids.shape == (1, 24)  # the original keeps its buckets
+  assert fine.params is bert.params and fine.forward is bert.forward  # compiled programs shared
+  assert FINE_BUCKETS[:13] == tuple(range(16, 65, 4)) and FINE_BUCKETS[13:] == BUCKETS[7:]
+  assert bert.with_buckets([12, 20]).encode(["good " * 8, "bad"]).input_ids.shape == (2, 12)
+  assert bert.with_buckets("default").buckets == BUCKETS
+  for bad, match in (("huge", "unknown bucket preset"), ([], "increasing positive"),
+                     ([16, 16], "increasing positive"), ([16.0], "increasing positive"),
+                     (7, "increasing positive")):
+    with pytest.raises(jaxplain.InputError, match=match):
+      bert.with_buckets(bad)
 
 
 def test_bucket_length():
