@@ -32,10 +32,11 @@ FINE_BUCKETS: tuple[int, ...] = (16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60,
 
 For large corpora of short texts on the CPU, where each compiled shape is paid once and the
 run is long. On 512 Rotten Tomatoes snippets in sorted batches of 32 (2026-12-07 02:39 UTC,
-``bench_gradients.py --methods ig50 --fine-buckets fine``): padding 16% -> 11% of token slots,
-IG-50 4.93 -> 5.42 examples/s (1.10x), but 10 compiled shapes instead of 6 (compile and first
-run 52 -> 81 s). So IG-50 on that corpus gains end to end from about 1,500 examples; a program
-cached on disk (the CLI's cache, JAX's persistent compilation cache) is paid only once.
+``bench_gradients.py --methods ig50 --fine-buckets`` with these lengths): padding 16% -> 11% of
+token slots, IG-50 4.93 -> 5.42 examples/s (1.10x), but 10 compiled shapes instead of 6
+(compile and first run 52 -> 81 s). So IG-50 on that corpus gains end to end from about 1,500
+examples; a program cached on disk (the CLI's cache, JAX's persistent compilation cache) is paid
+only once.
 """
 
 BUCKET_PRESETS: dict[str, tuple[int, ...]] = {"default": BUCKETS, "fine": FINE_BUCKETS}
