@@ -1,5 +1,7 @@
-"""Shared test setup: float32 parity precision, session-scoped tiny models, a PRNG key."""
+"""Shared test setup: float32 parity precision, session-scoped tiny models, a PRNG key, and a
+bound on the memory mappings of the suite's compiled programs."""
 
+import gc
 import os
 
 os.environ.setdefault("XLA_FLAGS", "")
@@ -27,3 +29,36 @@ def minilm_dir():
 def minilm(minilm_dir):
   import jaxplain  # pylint: disable=g-import-not-at-top
   return jaxplain.load_model(minilm_dir)
+
+
+def _memory_maps() -> int | None:
+  """How many memory mappings this process holds (Linux; None elsewhere)."""
+  try:
+    with open("/proc/self/maps", "rb") as f:
+      return sum(1 for _ in f)
+  except OSError:
+    return None
+
+
+def _map_limit() -> int:
+  try:
+    with open("/proc/sys/vm/max_map_count") as f:
+      return int(f.read())
+  except (OSError, ValueError):
+    return 65530
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _bound_compiled_programs():
+  """Drops JAX's compiled programs after a module once they hold half the allowed mappings.
+
+  Every XLA:CPU executable keeps about 14 memory mappings for its code; the whole suite in one
+  process compiles enough of them to pass Linux's ``vm.max_map_count`` (65530 by default), and
+  the next compile then dies with a segmentation fault. Clearing the caches unmaps them; later
+  modules recompile what they share (a few seconds, at most a few times per run).
+  """
+  yield
+  n = _memory_maps()
+  if n is not None and n > _map_limit() // 2:
+    jax.clear_caches()
+    gc.collect()
