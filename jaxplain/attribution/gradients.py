@@ -74,14 +74,8 @@ def saliency(forward: Forward, params: Params, batch: Batch, target: Target = No
     ``[B, T]`` float32, non-negative, 0 on padding.
   """
   del key
-  _check_norm(norm)
   _, x, g = target_and_grad(forward, params, batch, target, embeddings)
   return masked(scores_from_gradient("saliency", g, x, norm=norm), batch.attention_mask)
-
-
-def _check_norm(norm: str) -> None:
-  if norm not in ("l1", "l2"):
-    raise InputError(f"saliency norm {norm!r} is unknown; use 'l2' or 'l1'.")
 
 
 def scores_from_gradient(name: str, g: Float[Array, "B T E"], x: Float[Array, "B T E"], *,
@@ -108,7 +102,8 @@ def scores_from_gradient(name: str, g: Float[Array, "B T E"], x: Float[Array, "B
   if name == "gradient_x_input":
     return jnp.sum(g * x, -1)
   if name == "saliency":
-    _check_norm(norm)
+    if norm not in ("l1", "l2"):
+      raise InputError(f"saliency norm {norm!r} is unknown; use 'l2' or 'l1'.")
     return jnp.abs(g).sum(-1) if norm == "l1" else jnp.sqrt(jnp.sum(g * g, -1))
   raise InputError(f"{name!r} is not read off the embedding gradient alone; use 'gradient', "
                    "'saliency' or 'gradient_x_input'.")
