@@ -52,9 +52,10 @@ def _map_limit() -> int:
 def _bound_compiled_programs():
   """Drops JAX's compiled programs after a module once they hold half the allowed mappings.
 
-  Every XLA:CPU executable keeps about 14 memory mappings for its code; the whole suite in one
-  process compiles enough of them to pass Linux's ``vm.max_map_count`` (65530 by default), and
-  the next compile then dies with a segmentation fault. Clearing the caches unmaps them; later
+  Every XLA:CPU executable keeps several memory mappings for its code (about 14 for a small
+  jitted function, counted in /proc/self/maps); the whole suite in one process compiles enough
+  of them to pass Linux's ``vm.max_map_count`` (65530 by default), and the next compile then
+  dies with a segmentation fault. Clearing the caches unmaps them; later
   modules recompile what they share (a few seconds, at most a few times per run).
   """
   yield
