@@ -1,7 +1,7 @@
 """jaxplain: token attributions for BERT-family text models, in JAX."""
 
 from jaxplain.api import attribute, methods
-from jaxplain.contracts import Batch, Outputs, Taps
+from jaxplain.contracts import Batch, Outputs, Packing, Taps
 from jaxplain.errors import InputError, JaxplainError, ModelLoadError, TruncationWarning
 from jaxplain.models import EncoderConfig, Model, load_model
 from jaxplain.models.default import default_model
@@ -9,6 +9,6 @@ from jaxplain.result import Attribution
 
 __version__ = "0.1.0"
 
-__all__ = ["Attribution", "Batch", "EncoderConfig", "InputError", "JaxplainError", "Model",
+__all__ = ["Attribution", "Batch", "EncoderConfig", "InputError", "JaxplainError", "Model", "Packing",
            "ModelLoadError", "Outputs", "Taps", "TruncationWarning", "attribute", "default_model", "load_model",
            "methods"]

@@ -17,10 +17,13 @@ import numpy as np
 
 from jaxplain._compile import jit as _jit
 from jaxplain.attribution import (CONVERGENCE_DELTAS, METHODS, PATH_HYPERPARAMETERS,
-                                 canonical_name)
+                                 auto_token_rows, canonical_name)
+from jaxplain.attribution.packed import PACKABLE, packed_ig_delta
 from jaxplain.contracts import Batch, Forward
 from jaxplain.errors import InputError
 from jaxplain.models.model import Model
+from jaxplain.models.packing import default_row_length, unpack, unpack_slots
+from jaxplain.models.packing import pack as pack_batch
 from jaxplain.result import Attribution, concatenate
 
 
@@ -79,7 +82,8 @@ def attribute(model: Model, batch_or_texts: Batch | str | Sequence[str],
               method: str = "gradient_x_input", target: Any = None, *,
               text_pairs: str | Sequence[str] | None = None, max_length: int | None = None,
               truncate: bool = True, batch_size: int | None = None, seed: int = 0,
-              key: jax.Array | None = None, **hyper: Any) -> Attribution:
+              key: jax.Array | None = None, pack: bool | int = False,
+              **hyper: Any) -> Attribution:
   """Explains a model's predictions with one attribution method.
 
   Args:
@@ -91,9 +95,18 @@ def attribute(model: Model, batch_or_texts: Batch | str | Sequence[str],
     text_pairs: second texts of pairs, when ``batch_or_texts`` holds texts.
     max_length: truncate inputs to this many tokens (default: the model's limit).
     truncate: ``False`` makes an over-long input an error instead of a warning.
-    batch_size: explain this many texts per compiled call (bounds memory); default all.
+    batch_size: explain this many texts per compiled call (bounds memory); default all. With
+      ``pack``: packed rows per compiled call (default: about 2048 tokens' worth on the CPU,
+      8192 elsewhere).
     seed: seeds ``key`` when none is given (methods with randomness, e.g. SmoothGrad).
     key: a ``jax.random.key``; overrides ``seed``.
+    pack: lay several texts end to end in each row (sequence packing) instead of padding each
+      to a bucket: ``True`` (rows of the smallest bucket that holds the longest input and 64
+      tokens, or all the inputs when they total fewer:
+      :func:`jaxplain.models.packing.default_row_length`) or a row length. The scores are each text's own (to float tolerance) and the
+      result is laid out as without packing; only padding and compiled shapes change. For
+      :data:`jaxplain.attribution.PACKABLE` methods on sequence-classification and embedding
+      models, with class or ``None`` targets.
     **hyper: the method's hyperparameters (``steps=50``, ``baseline="pad"``...).
   Returns:
     An :class:`Attribution`.
@@ -108,16 +121,27 @@ def attribute(model: Model, batch_or_texts: Batch | str | Sequence[str],
     if isinstance(hyper.get(k), (str, os.PathLike)):
       hyper[k] = load(hyper[k], model.config)
   key = jax.random.key(seed) if key is None else key
+  if pack is not False:
+    _check_packable(model, name, target, hyper, pack)
   if isinstance(batch_or_texts, Batch):
     if text_pairs is not None:
       raise InputError("text_pairs goes with texts; a Batch already holds its pairs.")
+    if batch_or_texts.packing is not None:
+      raise InputError("this Batch is already packed; pass the unpacked batch (from "
+                       "model.encode) with pack=True instead.")
+    if pack is not False:
+      return _attribute_packed(model, batch_or_texts, None, None, name, target, hyper, pack,
+                               batch_size)
     return _attribute_batch(model, batch_or_texts, None, None, name, target, key, hyper)
   texts = [batch_or_texts] if isinstance(batch_or_texts, str) else list(batch_or_texts)
   pairs = None if text_pairs is None else (
       [text_pairs] if isinstance(text_pairs, str) else list(text_pairs))
-  size = batch_size or len(texts)
-  if size < 1:
+  if batch_size is not None and batch_size < 1:
     raise InputError(f"batch_size must be >= 1, got {batch_size}.")
+  if pack is not False:
+    batch = model.encode(texts, pairs, max_length, truncate=truncate)
+    return _attribute_packed(model, batch, texts, pairs, name, target, hyper, pack, batch_size)
+  size = batch_size or len(texts)
   parts = []
   for start in range(0, len(texts), size):
     chunk = texts[start:start + size]
@@ -175,6 +199,96 @@ def _attribute_batch(model: Model, batch: Batch, texts: list[str] | None,
       sequence_ids=_or(batch.sequence_ids, batch.input_ids, -1), texts=texts, text_pairs=pairs,
       target=target_arr, probabilities=probs, labels=model.labels, method=name,
       hyper=dict(hyper), deltas=deltas, extra=extra)
+
+
+def _check_packable(model: Model, name: str, target: Any, hyper: dict[str, Any],
+                    pack: Any) -> None:
+  if isinstance(pack, bool) or pack is None:
+    if not pack:
+      raise InputError(f"pack must be True, False or a row length, got {pack!r}.")
+  elif not isinstance(pack, (int, np.integer)) or pack < 1:
+    raise InputError(f"pack must be True, False or a row length (a positive int), got {pack!r}.")
+  if name not in PACKABLE:
+    raise InputError(f"method {name!r} does not take packed batches; pack works with "
+                     f"{', '.join(PACKABLE)}. Drop pack=... for {name!r}.")
+  if model.config.head not in ("sequence_classification", "embedding"):
+    raise InputError(f"pack needs one output per text (a sequence-classification or embedding "
+                     f"model); this model's head is {model.config.head!r}. Drop pack=...")
+  if callable(target):
+    raise InputError("pack takes class targets (an int, one per text, or None), not a callable; "
+                     "drop pack=... to explain a callable target.")
+  arrays = [k for k, v in hyper.items() if isinstance(v, (jax.Array, np.ndarray))]
+  if arrays:
+    raise InputError(f"pack lays the texts out anew, so per-token arrays ({', '.join(arrays)}) "
+                     "cannot follow them; drop pack=... to pass them.")
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_packed(name: str, static_hyper: tuple[tuple[str, Hashable], ...],
+                     forward: Forward) -> tuple[Callable, Callable | None]:
+  """Jitted ``(kernel, IG delta or None)`` on packed batches.
+
+  The kernel is ``fn(params, batch, classes) -> [B, T]``; ``classes`` ``[B, S]`` is each slot's
+  class, or ``None`` for the predicted one (found by a forward pass in the same program).
+  """
+  kernel = functools.partial(METHODS[name], **dict(static_hyper))
+
+  def run(params, batch, classes):  # None: each slot's predicted class (resolve_target)
+    return kernel(forward, params, batch, classes)
+
+  delta = None
+  if name == "integrated_gradients":
+    delta = _jit(lambda params, batch, classes, scores: packed_ig_delta(
+        forward, params, batch, classes, scores, **dict(static_hyper)))
+  return _jit(run), delta
+
+
+def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
+                      pairs: list[str] | None, name: str, target: Any,
+                      hyper: dict[str, Any], pack: bool | int,
+                      rows_per_batch: int | None) -> Attribution:
+  """:func:`attribute` through packed batches (:mod:`jaxplain.models.packing`)."""
+  b = len(batch)
+  model.check_target(target, b)
+  lengths = np.asarray(batch.attention_mask).sum(1)
+  row_length = (default_row_length(lengths, model.max_length, model.buckets) if pack is True
+                else int(pack))
+  rows = rows_per_batch or max(1, auto_token_rows() // row_length)
+  parts, layout = pack_batch(batch, row_length, rows)
+  static, _ = _split_hyper({**_token_ids(model, name), **hyper})
+  run, delta_fn = _compiled_packed(name, static, model.forward)
+  if target is not None:
+    per_text = np.broadcast_to(np.asarray(target, np.int32), (b,))
+  scores, logits, classes, deltas = [], [], [], []
+  for j, part in enumerate(parts):
+    part = jax.tree.map(jnp.asarray, part)
+    logits.append(np.asarray(model.outputs(part).logits, np.float32))  # [R, S, ...]
+    if target is None:
+      cls = jnp.asarray(logits[-1].reshape(logits[-1].shape[:2] + (-1,)).argmax(-1), jnp.int32)
+    else:  # each text's class, placed in its slot (empty slots: class 0, never read)
+      cls = np.zeros(part.packing.starts.shape, np.int32)
+      here = layout.part == j
+      cls[layout.row[here], layout.slot[here]] = per_text[here]
+      cls = jnp.asarray(cls)
+    out = run(model.params, part, cls)
+    scores.append(np.asarray(out, np.float32))
+    classes.append(np.asarray(cls))
+    if delta_fn is not None:
+      deltas.append(np.asarray(delta_fn(model.params, part, cls, out), np.float32))
+  out = unpack(scores, layout)
+  target_arr = unpack_slots(classes, layout).astype(np.int32)
+  logits = unpack_slots(logits, layout)
+  probs = (np.asarray(jax.nn.softmax(logits, -1))
+           if model.config.head == "sequence_classification" else None)
+  texts = texts if texts is not None else _decode(model, batch)
+  return Attribution(
+      scores=out, tokens=model.tokens(batch), input_ids=np.asarray(batch.input_ids),
+      attention_mask=np.asarray(batch.attention_mask),
+      word_ids=_or(batch.word_ids, batch.input_ids, -1), offsets=_offsets(batch),
+      sequence_ids=_or(batch.sequence_ids, batch.input_ids, -1), texts=texts, text_pairs=pairs,
+      target=target_arr, probabilities=probs, labels=model.labels, method=name,
+      hyper=dict(hyper),
+      deltas=unpack_slots(deltas, layout) if deltas else None, extra={})
 
 
 def _token_ids(model: Model, name: str) -> dict[str, Any]:

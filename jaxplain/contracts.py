@@ -35,6 +35,28 @@ Params = Any  # a pytree of arrays (an ``nnx.State``)
 
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
+class Packing:
+  """Several examples in one row (sequence packing): how a packed :class:`Batch` is laid out.
+
+  Each row holds up to ``S`` examples back to back, each with its own special tokens; a token
+  attends only to the tokens of its own example, and positions restart at 0 for each example, so
+  every example's outputs are those it has alone (to float tolerance). A packed batch's logits
+  are ``[B, S, ...]``, one row per slot. Built by :func:`jaxplain.models.packing.pack`.
+
+  Attributes:
+    position_ids: ``int32 [B, T]`` each token's position in its own example; 0 on padding.
+    segment_ids: ``int32 [B, T]`` ``1 + s`` on the tokens of the row's ``s``-th example, 0 on
+      padding.
+    starts: ``int32 [B, S]`` the position of each example's first token; ``-1`` for empty slots.
+  """
+
+  position_ids: Int[Array, "B T"]
+  segment_ids: Int[Array, "B T"]
+  starts: Int[Array, "B S"]
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
 class Batch:
   """A padded batch of token ids; padding is always ``attention_mask == 0``.
 
@@ -48,6 +70,7 @@ class Batch:
       ``(0, 0)`` on special tokens and padding. ``None`` when unknown.
     sequence_ids: ``int32 [B, T]``: 0 for the first text, 1 for the second, -1 for special
       tokens and padding. ``None`` when unknown.
+    packing: several examples per row (:class:`Packing`); ``None``: one example per row.
   """
 
   input_ids: Int[Array, "B T"]
@@ -56,6 +79,7 @@ class Batch:
   word_ids: Int[Array, "B T"] | None = None
   offsets: Int[Array, "B T 2"] | None = None
   sequence_ids: Int[Array, "B T"] | None = None
+  packing: Packing | None = None
 
   @property
   def shape(self) -> tuple[int, int]:
@@ -70,7 +94,7 @@ class Batch:
 
   def device_part(self) -> "Batch":
     """The fields the model reads; host-only metadata dropped (cheaper to ship to devices)."""
-    return Batch(self.input_ids, self.attention_mask, self.token_type_ids)
+    return Batch(self.input_ids, self.attention_mask, self.token_type_ids, packing=self.packing)
 
 
 @jax.tree_util.register_dataclass
@@ -112,7 +136,8 @@ class Outputs:
   Attributes:
     logits: the head's output. Sequence classification ``[B, C]``; token classification
       ``[B, T, C]``; question answering ``[B, T, 2]`` (start, end); masked LM ``[B, T, V]``;
-      no head (``"embedding"``) ``[B, H]``, the mean-pooled last hidden state.
+      no head (``"embedding"``) ``[B, H]``, the mean-pooled last hidden state. A packed batch
+      (:class:`Packing`) has one row per slot: ``[B, S, C]`` / ``[B, S, H]``.
     hidden: ``[L+1, B, T, H]``: the embeddings' output, then each layer's output.
     attention: ``[L, B, N, T, T]`` attention probabilities (after ``attention_delta``).
     word_embeddings: ``[B, T, E]`` the word embeddings actually used.

@@ -85,6 +85,16 @@ def test_method_and_params_pass_through(runner):
   assert min(doc["examples"][0]["token_scores"]) >= 0  # l1 saliency is unsigned
 
 
+def test_pack_gives_the_same_scores(runner):
+  texts = ("a good film", "the movie was bad", "fine")
+  plain = explain(runner, *texts, "--json", "-t", "2", "--batch-size", "1")
+  packed = explain(runner, *texts, "--json", "-t", "2", "--pack")
+  assert plain.exit_code == 0 and packed.exit_code == 0, packed.output
+  for a, b in zip(json.loads(plain.stdout)["examples"], json.loads(packed.stdout)["examples"]):
+    assert a["tokens"] == b["tokens"]
+    assert b["token_scores"] == pytest.approx(a["token_scores"], abs=2e-5)
+
+
 def visible_texts(page):
   """The texts a browser shows in each example line (tags removed, entities kept)."""
   return [re.sub(r"<[^>]+>", "", t) for t in re.findall(r'<div class="jx-text">(.*?)</div>', page)]
@@ -121,6 +131,7 @@ def test_truncation_is_a_one_line_warning(runner):
     (["a film", "--method", "ig", "--steps", "0"], "steps=0 is too few"),
     (["a film", "--param", "target=1"], "--param target=... is not a method hyperparameter"),
     (["a film", "--html", "/nonexistent/dir/x.html"], "cannot write"),
+    (["a film", "--method", "smoothgrad", "--pack"], "method 'smoothgrad' does not take packed"),
 ])
 def test_user_errors_are_one_line(runner, args, starts):
   assert_one_line_error(explain(runner, *args), starts)

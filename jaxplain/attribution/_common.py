@@ -20,9 +20,20 @@ def resolve_target(forward: Forward, params: Params, batch: Batch,
 
   ``None`` means the class predicted for the unmodified input; it is then held fixed along IG
   paths, noise samples and removal levels (as Captum does with a fixed ``target``).
+
+  On a packed batch (``batch.packing``) a class target is per slot (an int or ``[B, S]``) and
+  becomes the callable :func:`packed_target`: each row's sum of its slots' target logits.
   """
   if callable(target):
     return target
+  if batch.packing is not None:
+    starts = batch.packing.starts
+    if target is None:
+      logits = forward(params, batch, Taps()).logits
+      classes = jnp.argmax(logits.reshape(starts.shape + (-1,)), axis=-1).astype(jnp.int32)
+    else:
+      classes = jnp.broadcast_to(jnp.asarray(target, jnp.int32), starts.shape)
+    return packed_target(classes, starts)
   b = batch.input_ids.shape[0]
   if target is None:
     logits = forward(params, batch, Taps()).logits
@@ -44,6 +55,25 @@ def target_logit(outputs: Outputs,
     return target(outputs).astype(jnp.float32)
   logits = outputs.logits.reshape(outputs.logits.shape[0], -1)
   return jnp.take_along_axis(logits, target[:, None], axis=1)[:, 0].astype(jnp.float32)
+
+
+def slot_logits(outputs: Outputs, classes: Int[Array, "B S"],
+                starts: Int[Array, "B S"]) -> Float[Array, "B S"]:
+  """A packed batch's ``logits[b, s, classes[b, s]]`` per filled slot, 0 for empty ones
+  (``starts < 0``); logits past the slot axis are indexed flattened."""
+  logits = outputs.logits.reshape(starts.shape + (-1,))
+  picked = jnp.take_along_axis(logits, classes[..., None], axis=-1)[..., 0]
+  return jnp.where(starts >= 0, picked, 0.0).astype(jnp.float32)
+
+
+def packed_target(classes: Int[Array, "B S"],
+                  starts: Int[Array, "B S"]) -> Callable[[Outputs], Float[Array, " B"]]:
+  """The explained scalar of a packed row: the sum of its slots' target logits ``[B]``.
+
+  Examples in a row do not interact, so its gradient at a token is the gradient of that token's
+  own example's target logit.
+  """
+  return lambda outputs: slot_logits(outputs, classes, starts).sum(-1)
 
 
 def embed(forward: Forward, params: Params, batch: Batch) -> Float[Array, "B T E"]:
@@ -88,12 +118,17 @@ def target_and_grad(forward: Forward, params: Params, batch: Batch, target: Targ
     x = embed(forward, params, batch) if embeddings is None else embeddings
     return target, x, grad_wrt_embeddings(forward, params, batch, target, x, rules)
   x = embed(forward, params, batch).astype(jnp.float32)
-  b = batch.input_ids.shape[0]
+  rows = (batch.input_ids.shape[0],) if batch.packing is None else batch.packing.starts.shape
 
-  def logits_of(e):
-    return forward(params, batch, Taps(word_embeddings=e, rules=rules)).logits.reshape(b, -1)
+  def logits_of(e):  # [B, C], or [B, S, C] per slot of a packed batch
+    return forward(params, batch, Taps(word_embeddings=e, rules=rules)).logits.reshape(rows + (-1,))
 
   logits, pullback = jax.vjp(logits_of, x)
   predicted = jnp.argmax(logits, axis=-1).astype(jnp.int32)
-  (g,) = pullback(jax.nn.one_hot(predicted, logits.shape[-1], dtype=logits.dtype))
-  return predicted, x, g
+  cotangent = jax.nn.one_hot(predicted, logits.shape[-1], dtype=logits.dtype)
+  if batch.packing is None:
+    (g,) = pullback(cotangent)
+    return predicted, x, g
+  starts = batch.packing.starts
+  (g,) = pullback(cotangent * (starts >= 0)[..., None].astype(logits.dtype))
+  return packed_target(predicted, starts), x, g

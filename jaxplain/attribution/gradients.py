@@ -157,15 +157,21 @@ def gradient_x_input_dims(forward: Forward, params: Params, batch: Batch, target
 def special_positions(batch: Batch, special_ids: tuple[int, ...] = ()) -> Bool[Array, "B T"]:
   """Real positions an IG baseline keeps: ``[CLS]``/``[SEP]``-like tokens.
 
-  The union of: position 0 and the last real position of each example; positions whose id is in
-  ``special_ids`` (the middle ``[SEP]`` of a pair); and positions with ``word_ids == -1`` when
-  the batch carries word ids. Padding is never special.
+  The union of: position 0 and the last real position of each example (of each packed example
+  in a packed batch); positions whose id is in ``special_ids`` (the middle ``[SEP]`` of a
+  pair); and positions with ``word_ids == -1`` when the batch carries word ids. Padding is never
+  special.
   """
   mask = batch.attention_mask > 0
-  t = batch.input_ids.shape[1]
-  pos = jnp.arange(t)[None, :]
-  last = jnp.sum(mask, axis=1, keepdims=True) - 1
-  special = (pos == 0) | (pos == last)
+  if batch.packing is not None:  # each packed example's first and last token
+    seg = batch.packing.segment_ids
+    following = jnp.pad(seg[:, 1:], ((0, 0), (0, 1)))
+    special = (batch.packing.position_ids == 0) | (following != seg)
+  else:
+    t = batch.input_ids.shape[1]
+    pos = jnp.arange(t)[None, :]
+    last = jnp.sum(mask, axis=1, keepdims=True) - 1
+    special = (pos == 0) | (pos == last)
   for i in special_ids:
     special = special | (batch.input_ids == int(i))
   if batch.word_ids is not None:

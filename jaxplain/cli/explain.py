@@ -22,7 +22,7 @@ _BAR_WIDTH = 12  # characters of the |score| bar in the terminal table
 _OWN_OPTIONS = {"method": "--method", "target": "--target", "text_pairs": "--pair",
                 "max_length": "--max-length", "truncate": "--no-truncate",
                 "batch_size": "--batch-size", "seed": "--seed", "key": "--seed",
-                "model": "--model", "batch_or_texts": "the TEXTS arguments"}
+                "model": "--model", "batch_or_texts": "the TEXTS arguments", "pack": "--pack"}
 """Arguments of :func:`jaxplain.attribute` that are options here, not method hyperparameters."""
 
 
@@ -58,6 +58,10 @@ def explain(
     batch_size: Annotated[Optional[int], typer.Option(
         "--batch-size", help="Texts per compiled call [default: all].", show_default=False)
                           ] = None,
+    pack: Annotated[bool, typer.Option(
+        "--pack", help="Pack several texts per row instead of padding each (sequence packing): "
+        "the same scores with less padding, for gradient, saliency, gradient_x_input and "
+        "integrated_gradients.")] = False,
     aggregate: Annotated[str, typer.Option(
         "--aggregate", help="Word pieces -> words: sum, mean, max or abs_sum.")] = "sum",
     tokens: Annotated[bool, typer.Option(
@@ -93,7 +97,8 @@ def explain(
   loaded = _common.load(model)
   result = jaxplain.attribute(
       loaded, texts, name, _common.parse_target(target, loaded.labels), text_pairs=pair,
-      max_length=max_length, truncate=truncate, batch_size=batch_size, seed=seed, **hyper)
+      max_length=max_length, truncate=truncate, batch_size=batch_size, seed=seed, pack=pack,
+      **hyper)
   unit_aggregate = None if tokens else aggregate
   if html is not None:
     _common.write_atomic(html, result.to_html(aggregate=unit_aggregate))

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxplain.contracts import Batch, Outputs, Taps
+from jaxplain.contracts import Batch, Outputs, Packing, Taps
 from jaxplain.models.config import EncoderConfig
 from jaxplain.models.rules import RuleSet, get_rule_set, scale_gradient
 
@@ -71,7 +71,13 @@ class Embeddings(nnx.Module):
     self.family = cfg.family
     self.pad_token_id = cfg.pad_token_id
 
-  def positions(self, input_ids):
+  def positions(self, input_ids, packing: Packing | None = None):
+    """Position ids ``[B, T]``; in a packed batch each example's restart at its first token."""
+    if packing is not None:
+      if self.family == "roberta":  # as below, counted from each example's first token
+        real = (packing.segment_ids > 0).astype(jnp.int32)
+        return (packing.position_ids + 1) * real + self.pad_token_id
+      return packing.position_ids
     if self.family == "roberta":  # HF create_position_ids_from_input_ids
       real = (input_ids != self.pad_token_id).astype(jnp.int32)
       return jnp.cumsum(real, axis=1) * real + self.pad_token_id
@@ -79,7 +85,7 @@ class Embeddings(nnx.Module):
 
   def parts(self, batch: Batch, words):
     """Word, position and token-type embeddings ``[B, T, E]``; type zeros without segments."""
-    pos = self.position(self.positions(batch.input_ids))
+    pos = self.position(self.positions(batch.input_ids, batch.packing))
     typ = (self.token_type(batch.token_type_ids) if self.token_type is not None
            else jnp.zeros_like(pos))
     return words, pos, typ
@@ -112,25 +118,35 @@ class Layer(nnx.Module):
     self.activation = cfg.activation
 
   def __call__(self, x, mask_bias, rules: RuleSet, attention_delta=None, head_scale=None,
-               queries: int | None = None):
-    """``x [B, T, H]``, ``mask_bias [B, 1, 1, T]`` -> (``[B, Q, H]``, probs ``[B, N, Q, T]``).
+               queries: int | jax.Array | None = None):
+    """``x [B, T, H]``, ``mask_bias [B, 1, 1 or T, T]`` -> (``[B, Q, H]``, probs ``[B, N, Q, T]``).
 
-    ``queries`` (static) computes the outputs of the first ``Q`` positions only (all ``T``
-    positions still serve as keys and values); ``None`` computes all, ``Q = T``. Row for row the
-    result is the full layer's: attention, residuals, LayerNorm and feed-forward are per position.
-    ``attention_delta`` is ``[B, N, T, T]`` either way (only its first ``Q`` query rows are read).
+    ``queries`` computes the outputs of some positions only (all ``T`` positions still serve as
+    keys and values): an int ``Q`` (static), the first ``Q``; an ``int32 [B, Q]`` array, those
+    positions of each row (a packed batch's first tokens); ``None`` computes all, ``Q = T``. Row
+    for row the result is the full layer's: attention, residuals, LayerNorm and feed-forward are
+    per position. ``attention_delta`` is ``[B, N, T, T]`` either way (only the query rows are
+    read), and so is a per-query ``mask_bias`` ``[B, 1, T, T]`` (a packed batch's).
     """
     b, t, h = x.shape
     n = self.num_heads
     d = h // n
-    rows = x if queries is None else x[:, :queries]
+    if queries is None:
+      rows, pick = x, None
+    elif isinstance(queries, int):
+      rows, pick = x[:, :queries], lambda a: a[:, :, :queries]
+    else:
+      rows = jnp.take_along_axis(x, queries[:, :, None], axis=1)
+      pick = lambda a: jnp.take_along_axis(a, queries[:, None, :, None], axis=2)
     tq = rows.shape[1]
+    if pick is not None and mask_bias.shape[2] > 1:
+      mask_bias = pick(mask_bias)
     q = self.query(rows).reshape(b, tq, n, d)
     k, v = self.key(x).reshape(b, t, n, d), self.value(x).reshape(b, t, n, d)
     scores = rules.attention_scores(q, k) / math.sqrt(d) + mask_bias
     probs = rules.softmax(scores)
     if attention_delta is not None:
-      probs = probs + attention_delta[:, :, :tq]
+      probs = probs + (attention_delta if pick is None else pick(attention_delta))
     ctx = rules.attention_context(probs, v)  # [B, Q, N, D]
     if head_scale is not None:
       ctx = scale_gradient(ctx, head_scale[None, None, :, None].astype(ctx.dtype))
@@ -166,10 +182,19 @@ class Head(nnx.Module):
     self.pooler, self.dense, self.out = pooler, dense, out
     self.transform, self.transform_norm, self.decoder_bias = transform, transform_norm, decoder_bias
 
-  def __call__(self, x, attention_mask, word_table, rules: RuleSet):
+  def __call__(self, x, attention_mask, word_table, rules: RuleSet,
+               packing: Packing | None = None):
+    """Logits from the last hidden state ``x [B, T, H]``.
+
+    For a packed batch (``packing``), sequence classification takes ``x`` as the first-token
+    rows already gathered, ``[B, S, H]``, and the embedding head pools each example's tokens:
+    both give ``[B, S, ...]``. Other heads do not take packed batches.
+    """
     act = lambda name, y: rules.activation(name, y)
+    if packing is not None and self.kind not in ("sequence_classification", "embedding"):
+      raise ValueError(f"a {self.kind} head does not take packed batches")
     if self.kind == "sequence_classification":
-      cls = x[:, 0]
+      cls = x if packing is not None else x[:, 0]
       if self.family == "bert":
         return self.out(act("tanh", self.pooler(cls)))
       inner = {"roberta": "tanh", "electra": "gelu", "distilbert": "relu"}[self.family]
@@ -181,7 +206,12 @@ class Head(nnx.Module):
       y = self.transform_norm(act(name, self.transform(x)), rules)
       logits = jnp.einsum("bte,ve->btv", y, word_table, preferred_element_type=jnp.float32)
       return logits + self.decoder_bias[...]
-    # "embedding": sentence-transformers mean pooling over real tokens.
+    # "embedding": sentence-transformers mean pooling over real tokens (of each packed example).
+    if packing is not None:
+      slots = jnp.arange(1, packing.starts.shape[1] + 1)
+      m = (packing.segment_ids[:, :, None] == slots[None, None, :]).astype(x.dtype)  # [B, T, S]
+      total = jnp.einsum("bts,bth->bsh", m, x, preferred_element_type=jnp.float32)
+      return total / jnp.maximum(m.sum(1), 1.0)[..., None]
     m = attention_mask[..., None].astype(x.dtype)
     return (x * m).sum(1) / jnp.maximum(m.sum(1), 1.0)
 
@@ -201,8 +231,13 @@ class Encoder(nnx.Module):
     mask = batch.attention_mask
     words = (self.embeddings.word(batch.input_ids) if taps.word_embeddings is None
              else taps.word_embeddings)
-    mask_bias = jnp.where(mask[:, None, None, :] > 0, 0.0,
-                          jnp.finfo(jnp.float32).min).astype(jnp.float32)
+    packing = batch.packing
+    if packing is None:
+      allowed = mask[:, None, None, :] > 0  # [B, 1, 1, T]
+    else:  # each token attends to its own example's tokens only: [B, 1, T, T]
+      seg = packing.segment_ids
+      allowed = ((seg[:, :, None] == seg[:, None, :]) & (seg[:, None, :] > 0))[:, None]
+    mask_bias = jnp.where(allowed, 0.0, jnp.finfo(jnp.float32).min).astype(jnp.float32)
     b, t = batch.input_ids.shape
     start = 0
     if taps.hidden is not None:
@@ -233,13 +268,19 @@ class Encoder(nnx.Module):
         # the logits (every gradient method), XLA drops it as dead code: about 1/7 fewer FLOPs
         # for a 6-layer model, forward and backward. Gradients are unchanged: the logits never
         # depended on the other rows of the last layer.
-        head_input, _ = self.layers[i](x, mask_bias, rules, delta, scale, queries=1)
+        # A packed batch's head reads each example's first row: [B, S] query positions.
+        rows = 1 if packing is None else jnp.maximum(packing.starts, 0)
+        head_input, _ = self.layers[i](x, mask_bias, rules, delta, scale, queries=rows)
         if taps.hidden_delta is not None:
-          head_input = head_input + taps.hidden_delta[last][:, :1]
+          head_input = head_input + (
+              taps.hidden_delta[last][:, :1] if packing is None else jnp.take_along_axis(
+                  taps.hidden_delta[last], rows[:, :, None], axis=1))
       x, probs = self.layers[i](x, mask_bias, rules, delta, scale)
       attention.append(probs)
+    if head_input is None and packing is not None and cfg.head == "sequence_classification":
+      head_input = jnp.take_along_axis(x, jnp.maximum(packing.starts, 0)[:, :, None], axis=1)
     logits = self.head(x if head_input is None else head_input, mask,
-                       self.embeddings.word.embedding[...], rules)
+                       self.embeddings.word.embedding[...], rules, packing)
     return Outputs(logits=logits, hidden=jnp.stack(hidden), attention=jnp.stack(attention),
                    word_embeddings=words,
                    embedding_parts=jnp.stack(self.embeddings.parts(batch, words)))

@@ -1,0 +1,59 @@
+"""Gradient methods on packed batches: several examples per row (:class:`jaxplain.Packing`).
+
+A packed batch's logits are ``[B, S, C]``, one row per slot. Examples in a row do not interact
+(attention stays inside each example), so the gradient of the sum of every slot's target logit
+with respect to the word embeddings is, token by token, the gradient of that token's own
+example: the kernels of :data:`PACKABLE` run unchanged with :func:`packed_target` as a callable
+target, and their ``[B, T]`` scores are each example's own. :func:`packed_ig_delta` gives IG's
+completeness gap per slot.
+
+``target=None`` on a packed batch is each slot's predicted class
+(:func:`~jaxplain.attribution._common.resolve_target`); the plain gradient methods find it from
+the primal output of their own backward pass, as they do unpacked.
+"""
+
+from typing import Any
+
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
+
+from jaxplain.attribution._common import embed, masked, packed_target, slot_logits
+from jaxplain.attribution.gradients import baseline_embeddings
+from jaxplain.contracts import Batch, Forward, Params, Taps
+
+PACKABLE: tuple[str, ...] = ("gradient", "saliency", "gradient_x_input", "integrated_gradients")
+"""Methods that give the same scores on packed batches: one backward pass of one logit per
+example, no randomness drawn per token (SmoothGrad's noise would be drawn in the packed layout,
+so its samples, though alike in law, would differ from an unpacked run's)."""
+
+
+def segment_sums(scores: Float[Array, "B T"], batch: Batch) -> Float[Array, "B S"]:
+  """The sum of each packed example's token scores, per slot ``[B, S]``."""
+  packing = batch.packing
+  slots = jnp.arange(1, packing.starts.shape[1] + 1)
+  one_hot = (packing.segment_ids[:, :, None] == slots[None, None, :]).astype(jnp.float32)
+  return jnp.einsum("bt,bts->bs", masked(scores, batch.attention_mask), one_hot)
+
+
+def packed_ig_delta(forward: Forward, params: Params, batch: Batch, classes: Int[Array, "B S"],
+                    scores: Float[Array, "B T"], *, baseline: Any = "pad", pad_id: int = 0,
+                    mask_id: int = 103, unk_id: int = 100,
+                    special_ids: tuple[int, ...] = (101, 102),
+                    **unused: Any) -> Float[Array, "B S"]:
+  r"""IG's completeness gap per slot, :math:`\sum_t \mathrm{IG}_t - (f(x) - f(x'))`, as
+  :func:`~jaxplain.attribution.gradients.ig_convergence_delta` gives it for each example alone.
+
+  The named baselines (``"pad"`` ...) keep special tokens by id (``special_ids``), so each
+  packed example keeps its own ``[CLS]`` and ``[SEP]``.
+  """
+  del unused
+  starts = batch.packing.starts
+  x = embed(forward, params, batch).astype(jnp.float32)
+  x0 = baseline_embeddings(forward, params, batch, x, baseline, pad_id=pad_id, mask_id=mask_id,
+                           unk_id=unk_id, special_ids=special_ids)
+  fx = slot_logits(forward(params, batch, Taps(word_embeddings=x)), classes, starts)
+  f0 = slot_logits(forward(params, batch, Taps(word_embeddings=x0)), classes, starts)
+  return segment_sums(scores, batch) - (fx - f0)
+
+
+__all__ = ["PACKABLE", "packed_ig_delta", "packed_target", "segment_sums", "slot_logits"]
