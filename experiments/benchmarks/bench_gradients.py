@@ -11,7 +11,11 @@ times:
 - jaxplain: the registered kernels jitted through ``jaxplain.api.compiled`` on length-bucketed
   batches (sorted by length, ``--batch`` examples, padded to the model's buckets, by default
   ``jaxplain.models.BUCKETS``; ``--buckets`` sets others, ``--fine-buckets`` adds a second
-  jaxplain row with other buckets, e.g. the ``fine`` preset); IG and SmoothGrad with the
+  jaxplain row with other buckets, e.g. the ``fine`` preset; ``--pack`` adds a row with sequence
+  packing, ``jaxplain.attribute(..., pack=True)``'s layout: all examples first-fit into rows of
+  ``--pack`` tokens, ``auto`` = ``jaxplain.models.default_row_length``, 2048 tokens per batch,
+  each example's predicted class found inside the timed call); IG and
+  SmoothGrad with the
   library's default ``chunk_size="auto"`` (on the CPU: as many steps per pass as keep it within
   2048 token rows, ``_quadrature.CPU_TOKEN_ROWS``), or ``chunk_size = --rows // --batch`` when
   ``--rows`` is given (at most ``--rows`` examples x steps per pass, the unit of Captum's
@@ -61,13 +65,16 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
-from jaxplain.api import compiled  # noqa: E402
+from jaxplain.api import _compiled_packed, compiled  # noqa: E402
 from jaxplain.attribution import METHODS as KERNELS  # noqa: E402
+from jaxplain.attribution import PACKABLE, auto_token_rows  # noqa: E402
+from jaxplain.models import default_row_length, pack, unpack  # noqa: E402
 from _common import bucketed_batches, load_model, load_texts, matmul_peak, to_torch  # noqa: E402
 
 METHODS = {  # name -> (jaxplain kernel, static hyper, forward+backward passes per example)
@@ -104,6 +111,45 @@ def token_ids(model, name: str) -> dict:
 def jaxplain_fn(model, name, hyper):
   return compiled(name, tuple(sorted(dict(dict(hyper), **token_ids(model, name)).items())),
                   model.forward)
+
+
+def packed_fn(model, name, hyper):
+  """``fn(params, packed batch, _, key)``: each slot's predicted class (one forward pass), then
+  the kernel on the packed batch, in one program (``jaxplain.api._compiled_packed``)."""
+  run, _ = _compiled_packed(name, tuple(sorted(dict(dict(hyper), **token_ids(model, name))
+                                               .items())), model.forward)
+  return _Packed(run)
+
+
+class _Packed:
+  """Gives a packed kernel ``(params, batch, classes)`` the benchmark's calling convention."""
+
+  def __init__(self, run):
+    self.run = run
+
+  def lower(self, params, batch, target, key):
+    del target, key
+    return _LoweredPacked(self.run.lower(params, batch, None))
+
+
+class _LoweredPacked:
+
+  def __init__(self, lowered):
+    self.lowered = lowered
+
+  def compile(self):
+    exe = self.lowered.compile()
+    return lambda params, batch, target, key: exe(params, batch, None)
+
+
+def packed_batches(model, texts, row_length: str):
+  """``texts`` packed as ``attribute(..., pack=True)`` packs them: ``(parts, layout, full)``."""
+  full = model.encode(texts, max_length=512)
+  lengths = np.asarray(full.attention_mask).sum(1)
+  p = (default_row_length(lengths, 512, model.buckets) if row_length == "auto"
+       else int(row_length))
+  parts, layout = pack(full, p, max(1, auto_token_rows() // p))
+  return [(None, jax.tree.map(jnp.asarray, b)) for b in parts], layout, full
 
 
 def prepare_jaxplain(model, batches, name, hyper, rows=None, fn=None, targets=None):
@@ -145,10 +191,10 @@ def interleaved(runners: dict, settle: float = 0.5) -> dict:
   for a while and slow an XLA call started then (``profile_ig_pass.py``: 50 ms instead of 42 ms
   for a 1536^3 matmul), which would bill one library for the other's idle threads.
   """
-  totals = {k: [0.0, 0.0] for k in runners}
+  totals = {k: [0.0, 0.0] for k in runners}  # a None callable is a round skipped
   for r in range(max(len(v) for v in runners.values())):
     for k, calls in runners.items():
-      if r < len(calls):
+      if r < len(calls) and calls[r] is not None:
         time.sleep(settle)
         t0, c0 = time.perf_counter(), time.process_time()
         calls[r]()
@@ -309,6 +355,9 @@ def main():
   p.add_argument("--fine-buckets", default=None,
                  help="also time jaxplain with these comma-separated padded lengths or this preset "
                       "(e.g. fine: a second row; the speed-ups stay relative to the first)")
+  p.add_argument("--pack", default=None,
+                 help="also time jaxplain with sequence packing (gradient x input, IG): 'auto' "
+                      "(rows as attribute(pack=True) lays them out) or a row length")
   p.add_argument("--captum-n", type=int, default=None,
                  help="examples batched Captum times (default: all --n)")
   p.add_argument("--single-n", type=int, default=None,
@@ -363,6 +412,16 @@ def main():
           f"{sorted({b.input_ids.shape[1] for _, b in fine_batches})}; {fine_padded} slots "
           f"({100 * (1 - lengths.sum() / fine_padded):.0f}% padding)")
 
+  packed = None
+  if args.pack:
+    parts, layout, full = packed_batches(model, texts, args.pack)
+    slots = sum(int(np.prod(b.input_ids.shape)) for _, b in parts)
+    packed = (parts, layout, full)
+    print(f"with --pack {args.pack}: {len(parts)} batches, shapes "
+          f"{sorted({tuple(b.input_ids.shape) for _, b in parts})}, up to "
+          f"{parts[0][1].packing.starts.shape[1]} examples per row; {slots} slots "
+          f"({100 * (1 - lengths.sum() / slots):.1f}% padding)")
+
   torch_model = to_torch(model)
   check = batches[0][1]
   with torch.no_grad():
@@ -404,6 +463,18 @@ def main():
     if fine:
       runners["fine"], f_compile, f_shapes = prepare_jaxplain(fine[0], fine[1], name, hyper,
                                                               args.rows)
+    if packed and name in PACKABLE:
+      runners["packed"], p_compile, p_shapes = prepare_jaxplain(
+          model, packed[0], name, hyper, fn=packed_fn(model, name, hyper))
+      # The same scores as the bucketed batches' (checked once, untimed).
+      mine = np.zeros(np.shape(packed[2].input_ids), np.float32)
+      for (idx, _), call in zip(batches, calls):
+        out = np.asarray(call(), np.float32)
+        mine[idx, :out.shape[1]] = out
+      theirs = unpack([np.asarray(call(), np.float32) for call in runners["packed"]], packed[1])
+      print(f"[{method}] packed vs bucketed scores: max |difference| "
+            f"{np.abs(mine - theirs).max():.1e} (max |score| {np.abs(mine).max():.2f})",
+            flush=True)
     # Captum batched: tune internal_batch_size / nt_samples_batch_size on one mid-length batch.
     options = [None] if method == "gxi" else (
         [64, 32, 160] if method == "ig50" else [5, 2, 1])
@@ -418,6 +489,12 @@ def main():
     runners["captum_batched"] = [
         lambda b=b: runner.run(method, *b, internal_batch_size=best) for b in sub_batches]
     rounds = max(len(batches), len(sub_batches))
+    if "packed" in runners:  # fewer, larger batches: spread over the rounds
+      at = np.linspace(0, rounds - 1, len(runners["packed"])).round().astype(int)
+      spread = [None] * rounds
+      for i, call in zip(at, runners["packed"]):
+        spread[i] = call
+      runners["packed"] = spread
     runners["captum_single"] = [
         lambda g=g: [runner.run(method, *singles[j]) for j in g]
         for g in np.array_split(np.arange(len(singles)), rounds)]
@@ -429,6 +506,12 @@ def main():
     print(f"\n[{method}] jaxplain: {jx:.2f} ex/s ({seconds:.1f} s for {len(texts)}; compile + "
           f"first run {compile_s:.1f} s for {shapes} shapes); useful "
           f"{useful / seconds / 1e9:.1f} GFLOP/s", flush=True)
+    packed_row = None
+    if "packed" in timed:
+      p_s, p_cpu = timed["packed"]
+      packed_row = (len(texts) / p_s, useful / p_s, len(texts) / p_cpu)
+      print(f"[{method}] jaxplain, packed: {len(texts) / p_s:.2f} ex/s ({p_s:.1f} s; "
+            f"compile + first run {p_compile:.1f} s for {p_shapes} shapes)", flush=True)
     fine_row = None
     if fine:
       f_s, f_cpu = timed["fine"]
@@ -441,7 +524,8 @@ def main():
         jaxplain=(jx, useful / seconds, len(texts) / jx_cpu),
         captum_batched=(captum_n / cb, work(subset, passes) / cb, captum_n / cb_cpu),
         captum_single=(single_n / cs, work(single_subset, passes) / cs, single_n / cs_cpu),
-        compile_s=compile_s, captum_option=best, jaxplain_fine=fine_row)
+        compile_s=compile_s, captum_option=best, jaxplain_fine=fine_row,
+        jaxplain_packed=packed_row)
 
   peaks.append(matmul_peak())
   peak = max(peaks)
@@ -460,6 +544,8 @@ def main():
             ("Captum one at a time", single_n, r["captum_single"])]
     if r["jaxplain_fine"]:
       rows.insert(1, ("jaxplain, fine buckets", len(texts), r["jaxplain_fine"]))
+    if r["jaxplain_packed"]:
+      rows.insert(1, ("jaxplain, packed", len(texts), r["jaxplain_packed"]))
     for label, n, (rate, flops, cpu_rate) in rows:
       ours = label.startswith("jaxplain")
       speed = "" if ours else f"{jx_rate / rate:.2f}x"
@@ -468,9 +554,11 @@ def main():
       print(f"| {LABEL[method]} | {label} | {n} | {rate:.2f} | {flops / 1e9:.1f} | "
             f"{100 * flops / peak:.0f}% | {speed} | {norm} | {cpu_rate:.2f} | {cpu} |")
   for method, r in results.items():
-    if r["jaxplain_fine"]:
-      f_rate, f_flops, f_cpu = r["jaxplain_fine"]
-      print(f"{LABEL[method]}, jaxplain with fine buckets: "
+    for what, key in (("fine buckets", "jaxplain_fine"), ("packing", "jaxplain_packed")):
+      if not r[key]:
+        continue
+      f_rate, f_flops, f_cpu = r[key]
+      print(f"{LABEL[method]}, jaxplain with {what}: "
             f"{f_rate / r['captum_batched'][0]:.2f}x Captum batched "
             f"({f_flops / r['captum_batched'][1]:.2f}x work-normalised, "
             f"{f_cpu / r['captum_batched'][2]:.2f}x per CPU-s), "
