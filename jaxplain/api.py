@@ -191,13 +191,21 @@ def _attribute_batch(model: Model, batch: Batch, texts: list[str] | None,
       layers = extra["layers"]
       extra["layer_deltas"] = (deltas[None] + layers.sum(-1) - layers[0].sum(-1)).astype(
           np.float32)
+  return _result(model, batch, texts, pairs, name, hyper, out, target_arr, probs, deltas, extra)
+
+
+def _result(model: Model, batch: Batch, texts: list[str] | None, pairs: list[str] | None,
+            name: str, hyper: dict[str, Any], scores: np.ndarray, target: np.ndarray | None,
+            probs: np.ndarray | None, deltas: np.ndarray | None,
+            extra: dict[str, Any]) -> Attribution:
+  """The :class:`Attribution` of ``batch``'s examples: scores, targets and the batch's tokens."""
   texts = texts if texts is not None else _decode(model, batch)
   return Attribution(
-      scores=out, tokens=model.tokens(batch), input_ids=np.asarray(batch.input_ids),
+      scores=scores, tokens=model.tokens(batch), input_ids=np.asarray(batch.input_ids),
       attention_mask=np.asarray(batch.attention_mask),
       word_ids=_or(batch.word_ids, batch.input_ids, -1), offsets=_offsets(batch),
       sequence_ids=_or(batch.sequence_ids, batch.input_ids, -1), texts=texts, text_pairs=pairs,
-      target=target_arr, probabilities=probs, labels=model.labels, method=name,
+      target=target, probabilities=probs, labels=model.labels, method=name,
       hyper=dict(hyper), deltas=deltas, extra=extra)
 
 
@@ -280,15 +288,8 @@ def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
   logits = unpack_slots(logits, layout)
   probs = (np.asarray(jax.nn.softmax(logits, -1))
            if model.config.head == "sequence_classification" else None)
-  texts = texts if texts is not None else _decode(model, batch)
-  return Attribution(
-      scores=out, tokens=model.tokens(batch), input_ids=np.asarray(batch.input_ids),
-      attention_mask=np.asarray(batch.attention_mask),
-      word_ids=_or(batch.word_ids, batch.input_ids, -1), offsets=_offsets(batch),
-      sequence_ids=_or(batch.sequence_ids, batch.input_ids, -1), texts=texts, text_pairs=pairs,
-      target=target_arr, probabilities=probs, labels=model.labels, method=name,
-      hyper=dict(hyper),
-      deltas=unpack_slots(deltas, layout) if deltas else None, extra={})
+  return _result(model, batch, texts, pairs, name, hyper, out, target_arr, probs,
+                 unpack_slots(deltas, layout) if deltas else None, {})
 
 
 def _token_ids(model: Model, name: str) -> dict[str, Any]:

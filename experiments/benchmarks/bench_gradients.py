@@ -12,7 +12,7 @@ times:
   batches (sorted by length, ``--batch`` examples, padded to the model's buckets, by default
   ``jaxplain.models.BUCKETS``; ``--buckets`` sets others, ``--fine-buckets`` adds a second
   jaxplain row with other buckets, e.g. the ``fine`` preset; ``--pack`` adds a row with sequence
-  packing, ``jaxplain.attribute(..., pack=True)``'s layout: all examples first-fit into rows of
+  packing, ``jaxplain.attribute(..., pack=True)``'s layout: all examples best-fit into rows of
   ``--pack`` tokens, ``auto`` = ``jaxplain.models.default_row_length``, 2048 tokens per batch,
   each example's predicted class found inside the timed call); IG and
   SmoothGrad with the

@@ -2,7 +2,7 @@
 
 Length bucketing pads every example of a batch to one of a few lengths; on short texts that is
 10-16% of the computed token slots (Rotten Tomatoes snippets, see ``docs/gradients.md``).
-Packing instead lays examples end to end in rows of ``row_length`` tokens (first-fit
+Packing instead lays examples end to end in rows of ``row_length`` tokens (best-fit
 decreasing), each with its own special tokens, positions restarting at 0 and attention kept
 inside the example (:class:`jaxplain.contracts.Packing`). The model's outputs for each example
 are those it has alone, so every method that reads one logit per example and scores tokens
@@ -14,6 +14,7 @@ Host-side numpy; :func:`pack` and :func:`unpack` are exact inverses on the real 
 """
 
 import dataclasses
+import heapq
 from typing import Sequence
 
 import numpy as np
@@ -45,8 +46,13 @@ class PackLayout:
 
 
 def plan_rows(lengths: Sequence[int], row_length: int) -> list[list[int]]:
-  """First-fit decreasing: example indices per row, each row's lengths summing to at most
-  ``row_length``. Deterministic (ties keep their order); a row lists its examples longest first.
+  """Best-fit decreasing: example indices per row, each row's lengths summing to at most
+  ``row_length``.
+
+  Examples are placed longest first, each into the open row with the least room that holds it
+  (the earliest such row on ties), or a new row. Rows are kept by their free room, so a placement
+  costs at most ``row_length`` steps: linear in the number of examples. Deterministic (ties in
+  length keep their order); a row lists its examples longest first.
 
   Raises:
     InputError: an example longer than ``row_length``.
@@ -57,17 +63,17 @@ def plan_rows(lengths: Sequence[int], row_length: int) -> list[list[int]]:
     raise InputError(f"example {i} has {int(lengths[i])} tokens, more than the packed row length "
                      f"{row_length}; pass a row length of at least {int(lengths.max())}.")
   rows: list[list[int]] = []
-  free: list[int] = []
+  by_room: list[list[int]] = [[] for _ in range(row_length + 1)]  # room -> heap of row ids
   for i in np.argsort(-lengths, kind="stable"):
     n = int(lengths[i])
-    for r, room in enumerate(free):
-      if n <= room:
-        rows[r].append(int(i))
-        free[r] -= n
-        break
+    room = next((k for k in range(n, row_length + 1) if by_room[k]), None)
+    if room is None:
+      r, room = len(rows), row_length
+      rows.append([])
     else:
-      rows.append([int(i)])
-      free.append(row_length - n)
+      r = heapq.heappop(by_room[room])
+    rows[r].append(int(i))
+    heapq.heappush(by_room[room - n], r)
   return rows
 
 
@@ -106,8 +112,8 @@ def pack(batch: Batch, row_length: int, rows_per_batch: int
     ``token_type_ids`` and :class:`~jaxplain.contracts.Packing` (numpy arrays); every batch of
     one call has the same number of slots ``S`` (a power of two).
   Raises:
-    InputError: padding before a real token, an example longer than ``row_length``, or a
-      non-positive size.
+    InputError: padding before a real token, a row without a real token, an example longer
+      than ``row_length``, or a non-positive size.
   """
   if row_length < 1 or rows_per_batch < 1:
     raise InputError(f"row_length and rows_per_batch must be >= 1, got {row_length} and "
@@ -119,6 +125,9 @@ def pack(batch: Batch, row_length: int, rows_per_batch: int
   if not (mask == (np.arange(mask.shape[1])[None, :] < lengths[:, None])).all():
     raise InputError("packing needs right-padded rows (real tokens first, then padding), as "
                      "model.encode makes them.")
+  if (lengths == 0).any():
+    raise InputError(f"row {int(np.argmin(lengths))} of the batch has no real token; packing "
+                     "needs every row to hold an example.")
   rows = plan_rows(lengths, row_length)
   slots = _pow2(max(len(r) for r in rows))
   b = ids.shape[0]

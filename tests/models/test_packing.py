@@ -83,6 +83,11 @@ def test_pack_bad_input():
     pack(left, 16, 4)
   with pytest.raises(jaxplain.InputError, match="must be >= 1"):
     pack(_batch(), 16, 0)
+  empty = _batch()
+  empty = Batch(empty.input_ids, empty.attention_mask * (np.arange(8) != 5)[:, None],
+                empty.token_type_ids)
+  with pytest.raises(jaxplain.InputError, match="row 5 of the batch has no real token"):
+    pack(empty, 16, 4)
 
 
 def _config(family: str, head: str = "sequence_classification") -> EncoderConfig:
