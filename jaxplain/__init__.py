@@ -9,6 +9,6 @@ from jaxplain.result import Attribution
 
 __version__ = "0.1.0"
 
-__all__ = ["Attribution", "Batch", "EncoderConfig", "InputError", "JaxplainError", "Model", "Packing",
-           "ModelLoadError", "Outputs", "Taps", "TruncationWarning", "attribute", "default_model", "load_model",
-           "methods"]
+__all__ = ["Attribution", "Batch", "EncoderConfig", "InputError", "JaxplainError", "Model",
+           "Packing", "ModelLoadError", "Outputs", "Taps", "TruncationWarning", "attribute",
+           "default_model", "load_model", "methods"]

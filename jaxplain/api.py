@@ -103,8 +103,9 @@ def attribute(model: Model, batch_or_texts: Batch | str | Sequence[str],
     pack: lay several texts end to end in each row (sequence packing) instead of padding each
       to a bucket: ``True`` (rows of the smallest bucket that holds the longest input and 64
       tokens, or all the inputs when they total fewer:
-      :func:`jaxplain.models.packing.default_row_length`) or a row length. The scores are each text's own (to float tolerance) and the
-      result is laid out as without packing; only padding and compiled shapes change. For
+      :func:`jaxplain.models.packing.default_row_length`) or a row length. The scores are
+      each text's own (to float tolerance) and the result is laid out as without packing; only
+      padding and compiled shapes change. For
       :data:`jaxplain.attribution.PACKABLE` methods on sequence-classification and embedding
       models, with class or ``None`` targets.
     **hyper: the method's hyperparameters (``steps=50``, ``baseline="pad"``...).
@@ -232,23 +233,11 @@ def _check_packable(model: Model, name: str, target: Any, hyper: dict[str, Any],
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled_packed(name: str, static_hyper: tuple[tuple[str, Hashable], ...],
-                     forward: Forward) -> tuple[Callable, Callable | None]:
-  """Jitted ``(kernel, IG delta or None)`` on packed batches.
-
-  The kernel is ``fn(params, batch, classes) -> [B, T]``; ``classes`` ``[B, S]`` is each slot's
-  class, or ``None`` for the predicted one (found by a forward pass in the same program).
-  """
-  kernel = functools.partial(METHODS[name], **dict(static_hyper))
-
-  def run(params, batch, classes):  # None: each slot's predicted class (resolve_target)
-    return kernel(forward, params, batch, classes)
-
-  delta = None
-  if name == "integrated_gradients":
-    delta = _jit(lambda params, batch, classes, scores: packed_ig_delta(
-        forward, params, batch, classes, scores, **dict(static_hyper)))
-  return _jit(run), delta
+def _compiled_packed_delta(static_hyper: tuple[tuple[str, Hashable], ...],
+                           forward: Forward) -> Callable:
+  """Jitted :func:`~jaxplain.attribution.packed_ig_delta`: IG's gap per slot ``[B, S]``."""
+  return _jit(lambda params, batch, classes, scores: packed_ig_delta(
+      forward, params, batch, classes, scores, **dict(static_hyper)))
 
 
 def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
@@ -264,7 +253,11 @@ def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
   rows = rows_per_batch or max(1, auto_token_rows() // row_length)
   parts, layout = pack_batch(batch, row_length, rows)
   static, _ = _split_hyper({**_token_ids(model, name), **hyper})
-  run, delta_fn = _compiled_packed(name, static, model.forward)
+  # The kernels take a packed batch as it is: a class target [R, S] is per slot
+  # (jaxplain.attribution._common.resolve_target).
+  run = compiled(name, static, model.forward)
+  delta_fn = (_compiled_packed_delta(static, model.forward)
+              if name == "integrated_gradients" else None)
   if target is not None:
     per_text = np.broadcast_to(np.asarray(target, np.int32), (b,))
   scores, logits, classes, deltas = [], [], [], []
@@ -278,7 +271,7 @@ def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
       here = layout.part == j
       cls[layout.row[here], layout.slot[here]] = per_text[here]
       cls = jnp.asarray(cls)
-    out = run(model.params, part, cls)
+    out = run(model.params, part, cls, None)
     scores.append(np.asarray(out, np.float32))
     classes.append(np.asarray(cls))
     if delta_fn is not None:

@@ -27,6 +27,7 @@ import dataclasses
 from typing import Any, Callable, Protocol, Union
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
@@ -53,6 +54,11 @@ class Packing:
   position_ids: Int[Array, "B T"]
   segment_ids: Int[Array, "B T"]
   starts: Int[Array, "B S"]
+
+  def slot_mask(self) -> Float[Array, "B T S"]:
+    """``1.0`` where token ``t`` belongs to the row's example in slot ``s``, float32."""
+    slots = jnp.arange(1, self.starts.shape[1] + 1)
+    return (self.segment_ids[:, :, None] == slots[None, None, :]).astype(jnp.float32)
 
 
 @jax.tree_util.register_dataclass

@@ -71,7 +71,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
-from jaxplain.api import _compiled_packed, compiled  # noqa: E402
+from jaxplain.api import compiled  # noqa: E402
 from jaxplain.attribution import METHODS as KERNELS  # noqa: E402
 from jaxplain.attribution import PACKABLE, auto_token_rows  # noqa: E402
 from jaxplain.models import default_row_length, pack, unpack  # noqa: E402
@@ -111,35 +111,6 @@ def token_ids(model, name: str) -> dict:
 def jaxplain_fn(model, name, hyper):
   return compiled(name, tuple(sorted(dict(dict(hyper), **token_ids(model, name)).items())),
                   model.forward)
-
-
-def packed_fn(model, name, hyper):
-  """``fn(params, packed batch, _, key)``: each slot's predicted class (one forward pass), then
-  the kernel on the packed batch, in one program (``jaxplain.api._compiled_packed``)."""
-  run, _ = _compiled_packed(name, tuple(sorted(dict(dict(hyper), **token_ids(model, name))
-                                               .items())), model.forward)
-  return _Packed(run)
-
-
-class _Packed:
-  """Gives a packed kernel ``(params, batch, classes)`` the benchmark's calling convention."""
-
-  def __init__(self, run):
-    self.run = run
-
-  def lower(self, params, batch, target, key):
-    del target, key
-    return _LoweredPacked(self.run.lower(params, batch, None))
-
-
-class _LoweredPacked:
-
-  def __init__(self, lowered):
-    self.lowered = lowered
-
-  def compile(self):
-    exe = self.lowered.compile()
-    return lambda params, batch, target, key: exe(params, batch, None)
 
 
 def packed_batches(model, texts, row_length: str):
@@ -464,8 +435,9 @@ def main():
       runners["fine"], f_compile, f_shapes = prepare_jaxplain(fine[0], fine[1], name, hyper,
                                                               args.rows)
     if packed and name in PACKABLE:
-      runners["packed"], p_compile, p_shapes = prepare_jaxplain(
-          model, packed[0], name, hyper, fn=packed_fn(model, name, hyper))
+      # The same jitted kernel: with target None on a packed batch it explains each slot's
+      # predicted class (jaxplain.attribution._common.resolve_target / target_and_grad).
+      runners["packed"], p_compile, p_shapes = prepare_jaxplain(model, packed[0], name, hyper)
       # The same scores as the bucketed batches' (checked once, untimed).
       mine = np.zeros(np.shape(packed[2].input_ids), np.float32)
       for (idx, _), call in zip(batches, calls):

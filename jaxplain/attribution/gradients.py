@@ -362,11 +362,9 @@ def ig_convergence_delta(forward: Forward, params: Params, batch: Batch, target:
     ``[B]`` float32; Captum's ``compute_convergence_delta`` (same sign).
   """
   del unused
-  target = resolve_target(forward, params, batch, target)
-  clean = embed(forward, params, batch).astype(jnp.float32)
-  x = clean if embeddings is None else embeddings.astype(jnp.float32)
-  x0 = baseline_embeddings(forward, params, batch, clean, baseline, pad_id=pad_id,
-                           mask_id=mask_id, unk_id=unk_id, special_ids=special_ids)
+  target, x, x0 = path_endpoints(forward, params, batch, target, embeddings, baseline,
+                                 pad_id=pad_id, mask_id=mask_id, unk_id=unk_id,
+                                 special_ids=special_ids)
   fx = target_logit(forward(params, batch, Taps(word_embeddings=x)), target)
   f0 = target_logit(forward(params, batch, Taps(word_embeddings=x0)), target)
   return jnp.sum(masked(scores, batch.attention_mask), axis=-1) - (fx - f0)

@@ -17,8 +17,8 @@ from typing import Any
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from jaxplain.attribution._common import embed, masked, packed_target, slot_logits
-from jaxplain.attribution.gradients import baseline_embeddings
+from jaxplain.attribution._common import masked, packed_target, slot_logits
+from jaxplain.attribution.gradients import path_endpoints
 from jaxplain.contracts import Batch, Forward, Params, Taps
 
 PACKABLE: tuple[str, ...] = ("gradient", "saliency", "gradient_x_input", "integrated_gradients")
@@ -29,10 +29,8 @@ so its samples, though alike in law, would differ from an unpacked run's)."""
 
 def segment_sums(scores: Float[Array, "B T"], batch: Batch) -> Float[Array, "B S"]:
   """The sum of each packed example's token scores, per slot ``[B, S]``."""
-  packing = batch.packing
-  slots = jnp.arange(1, packing.starts.shape[1] + 1)
-  one_hot = (packing.segment_ids[:, :, None] == slots[None, None, :]).astype(jnp.float32)
-  return jnp.einsum("bt,bts->bs", masked(scores, batch.attention_mask), one_hot)
+  return jnp.einsum("bt,bts->bs", masked(scores, batch.attention_mask),
+                    batch.packing.slot_mask())
 
 
 def packed_ig_delta(forward: Forward, params: Params, batch: Batch, classes: Int[Array, "B S"],
@@ -48,9 +46,8 @@ def packed_ig_delta(forward: Forward, params: Params, batch: Batch, classes: Int
   """
   del unused
   starts = batch.packing.starts
-  x = embed(forward, params, batch).astype(jnp.float32)
-  x0 = baseline_embeddings(forward, params, batch, x, baseline, pad_id=pad_id, mask_id=mask_id,
-                           unk_id=unk_id, special_ids=special_ids)
+  _, x, x0 = path_endpoints(forward, params, batch, classes, None, baseline, pad_id=pad_id,
+                            mask_id=mask_id, unk_id=unk_id, special_ids=special_ids)
   fx = slot_logits(forward(params, batch, Taps(word_embeddings=x)), classes, starts)
   f0 = slot_logits(forward(params, batch, Taps(word_embeddings=x0)), classes, starts)
   return segment_sums(scores, batch) - (fx - f0)

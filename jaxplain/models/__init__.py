@@ -9,5 +9,6 @@ from jaxplain.models.tokenize import (BUCKET_PRESETS, BUCKETS, FINE_BUCKETS, buc
                                       resolve_buckets)
 
 __all__ = ["BUCKET_PRESETS", "BUCKETS", "FINE_BUCKETS", "EncoderConfig", "Model", "PackLayout",
-           "bucket_length", "default_row_length", "from_hf_config", "init_encoder", "load_model", "make_forward",
-           "model_from_params", "pack", "plan_rows", "resolve_buckets", "unpack", "unpack_slots"]
+           "bucket_length", "default_row_length", "from_hf_config", "init_encoder", "load_model",
+           "make_forward", "model_from_params", "pack", "plan_rows", "resolve_buckets", "unpack",
+           "unpack_slots"]

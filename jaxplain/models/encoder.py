@@ -208,8 +208,7 @@ class Head(nnx.Module):
       return logits + self.decoder_bias[...]
     # "embedding": sentence-transformers mean pooling over real tokens (of each packed example).
     if packing is not None:
-      slots = jnp.arange(1, packing.starts.shape[1] + 1)
-      m = (packing.segment_ids[:, :, None] == slots[None, None, :]).astype(x.dtype)  # [B, T, S]
+      m = packing.slot_mask().astype(x.dtype)  # [B, T, S]
       total = jnp.einsum("bts,bth->bsh", m, x, preferred_element_type=jnp.float32)
       return total / jnp.maximum(m.sum(1), 1.0)[..., None]
     m = attention_mask[..., None].astype(x.dtype)
