@@ -21,6 +21,7 @@ from jaxplain.attribution import (CONVERGENCE_DELTAS, METHODS, PATH_HYPERPARAMET
 from jaxplain.attribution.packed import PACKABLE, packed_ig_delta
 from jaxplain.contracts import Batch, Forward
 from jaxplain.errors import InputError
+from jaxplain.models.grouping import length_groups
 from jaxplain.models.model import Model
 from jaxplain.models.packing import default_row_length, unpack, unpack_slots
 from jaxplain.models.packing import pack as pack_batch
@@ -82,7 +83,7 @@ def attribute(model: Model, batch_or_texts: Batch | str | Sequence[str],
               method: str = "gradient_x_input", target: Any = None, *,
               text_pairs: str | Sequence[str] | None = None, max_length: int | None = None,
               truncate: bool = True, batch_size: int | None = None, seed: int = 0,
-              key: jax.Array | None = None, pack: bool | int = False,
+              key: jax.Array | None = None, pack: bool | int | str = "auto",
               **hyper: Any) -> Attribution:
   """Explains a model's predictions with one attribution method.
 
@@ -95,9 +96,11 @@ def attribute(model: Model, batch_or_texts: Batch | str | Sequence[str],
     text_pairs: second texts of pairs, when ``batch_or_texts`` holds texts.
     max_length: truncate inputs to this many tokens (default: the model's limit).
     truncate: ``False`` makes an over-long input an error instead of a warning.
-    batch_size: explain this many texts per compiled call (bounds memory); default all. With
-      ``pack``: packed rows per compiled call (default: about 2048 tokens' worth on the CPU,
-      8192 elsewhere).
+    batch_size: texts per compiled call (bounds memory). Texts are explained in calls of
+      similar lengths, each padded to one of the model's buckets (``model.buckets``;
+      :func:`jaxplain.models.length_groups`), and the result keeps their order. Default: each
+      call about 2048 token rows on the CPU, 8192 elsewhere. With ``pack``: packed rows per
+      call (default: the same budget).
     seed: seeds ``key`` when none is given (methods with randomness, e.g. SmoothGrad).
     key: a ``jax.random.key``; overrides ``seed``.
     pack: lay several texts end to end in each row (sequence packing) instead of padding each
@@ -107,7 +110,9 @@ def attribute(model: Model, batch_or_texts: Batch | str | Sequence[str],
       each text's own (to float tolerance) and the result is laid out as without packing; only
       padding and compiled shapes change. For
       :data:`jaxplain.attribution.PACKABLE` methods on sequence-classification and embedding
-      models, with class or ``None`` targets.
+      models, with class or ``None`` targets. ``"auto"`` (the default) packs two or more texts
+      when all of that holds and ``batch_size`` is not given, and pads each call to a bucket
+      otherwise; a :class:`Batch` is never repacked unless ``pack`` says so.
     **hyper: the method's hyperparameters (``steps=50``, ``baseline="pad"``...).
   Returns:
     An :class:`Attribution`.
@@ -122,15 +127,16 @@ def attribute(model: Model, batch_or_texts: Batch | str | Sequence[str],
     if isinstance(hyper.get(k), (str, os.PathLike)):
       hyper[k] = load(hyper[k], model.config)
   key = jax.random.key(seed) if key is None else key
-  if pack is not False:
-    _check_packable(model, name, target, hyper, pack)
+  _check_pack_value(pack)
+  if pack not in (False, "auto"):
+    _check_packable(model, name, target, hyper)
   if isinstance(batch_or_texts, Batch):
     if text_pairs is not None:
       raise InputError("text_pairs goes with texts; a Batch already holds its pairs.")
     if batch_or_texts.packing is not None:
       raise InputError("this Batch is already packed; pass the unpacked batch (from "
                        "model.encode) with pack=True instead.")
-    if pack is not False:
+    if pack not in (False, "auto"):
       return _attribute_packed(model, batch_or_texts, None, None, name, target, hyper, pack,
                                batch_size)
     return _attribute_batch(model, batch_or_texts, None, None, name, target, key, hyper)
@@ -139,21 +145,47 @@ def attribute(model: Model, batch_or_texts: Batch | str | Sequence[str],
       [text_pairs] if isinstance(text_pairs, str) else list(text_pairs))
   if batch_size is not None and batch_size < 1:
     raise InputError(f"batch_size must be >= 1, got {batch_size}.")
+  batch = model.encode(texts, pairs, max_length, truncate=truncate)
+  if pack == "auto":
+    pack = (len(texts) > 1 and batch_size is None
+            and _pack_problem(model, name, target, hyper) is None)
   if pack is not False:
-    batch = model.encode(texts, pairs, max_length, truncate=truncate)
     return _attribute_packed(model, batch, texts, pairs, name, target, hyper, pack, batch_size)
-  size = batch_size or len(texts)
-  parts = []
-  for start in range(0, len(texts), size):
-    chunk = texts[start:start + size]
-    chunk_pairs = None if pairs is None else pairs[start:start + size]
-    batch = model.encode(chunk, chunk_pairs, max_length, truncate=truncate)
-    chunk_target = target
-    if target is not None and not callable(target) and np.ndim(target) == 1:
-      chunk_target = np.asarray(target)[start:start + size]
-    parts.append(_attribute_batch(model, batch, chunk, chunk_pairs, name, chunk_target,
-                                  jax.random.fold_in(key, start), hyper))
-  return concatenate(parts)
+  return _attribute_grouped(model, batch, texts, pairs, name, target, key, hyper, batch_size)
+
+
+def _attribute_grouped(model: Model, batch: Batch, texts: list[str], pairs: list[str] | None,
+                       name: str, target: Any, key: jax.Array, hyper: dict[str, Any],
+                       batch_size: int | None) -> Attribution:
+  """:func:`attribute` over length-sorted calls padded to buckets, in the texts' order.
+
+  Per-token array hyperparameters (a ``[B, T, E]`` or ``[T, E]`` baseline) are laid out for the
+  whole padded batch, so with them the batch runs as one call.
+  """
+  if _token_arrays(hyper):
+    if batch_size is not None and batch_size < len(texts):
+      raise InputError(f"per-token arrays ({', '.join(_token_arrays(hyper))}) cover the whole "
+                       "batch, which then runs as one call; drop batch_size to pass them.")
+    return _attribute_batch(model, batch, texts, pairs, name, target, key, hyper)
+  if model.config.head == "sequence_classification":
+    model.check_target(target, len(texts))
+  per_text = target is not None and not callable(target) and np.ndim(target) == 1
+  if per_text and len(target) != len(texts):
+    raise InputError(f"{len(target)} targets for {len(texts)} texts; pass one per text, one int "
+                     "for all, or None for the predicted class.")
+  lengths = np.asarray(batch.attention_mask).sum(1)
+  parts, order = [], []
+  groups = length_groups(lengths, batch.shape[1], rows=batch_size, buckets=model.buckets,
+                         budget=auto_token_rows())
+  for j, (idx, size, width) in enumerate(groups):
+    rows = np.concatenate([idx, np.repeat(idx[-1:], size - len(idx))])  # filled with repeats
+    part = _attribute_batch(
+        model, jax.tree.map(lambda x, rows=rows, width=width: np.asarray(x)[rows, :width], batch),
+        [texts[i] for i in rows], None if pairs is None else [pairs[i] for i in rows], name,
+        np.asarray(target)[rows] if per_text else target, jax.random.fold_in(key, j), hyper)
+    parts.append(part.take(slice(0, len(idx))))
+    order.append(idx)
+  return concatenate(parts).take(np.argsort(np.concatenate(order)))
 
 
 def _attribute_batch(model: Model, batch: Batch, texts: list[str] | None,
@@ -210,26 +242,42 @@ def _result(model: Model, batch: Batch, texts: list[str] | None, pairs: list[str
       hyper=dict(hyper), deltas=deltas, extra=extra)
 
 
-def _check_packable(model: Model, name: str, target: Any, hyper: dict[str, Any],
-                    pack: Any) -> None:
-  if isinstance(pack, bool) or pack is None:
-    if not pack:
-      raise InputError(f"pack must be True, False or a row length, got {pack!r}.")
-  elif not isinstance(pack, (int, np.integer)) or pack < 1:
-    raise InputError(f"pack must be True, False or a row length (a positive int), got {pack!r}.")
+def _check_pack_value(pack: Any) -> None:
+  if isinstance(pack, str):
+    if pack != "auto":
+      raise InputError(f"pack must be True, False, 'auto' or a row length, got {pack!r}.")
+  elif isinstance(pack, bool):
+    return
+  elif pack is None or not isinstance(pack, (int, np.integer)) or pack < 1:
+    raise InputError(f"pack must be True, False, 'auto' or a row length (a positive int), got "
+                     f"{pack!r}.")
+
+
+def _token_arrays(hyper: dict[str, Any]) -> list[str]:
+  return [k for k, v in hyper.items() if isinstance(v, (jax.Array, np.ndarray))]
+
+
+def _pack_problem(model: Model, name: str, target: Any, hyper: dict[str, Any]) -> str | None:
+  """Why this call cannot be packed (one line naming the fix), or ``None``."""
   if name not in PACKABLE:
-    raise InputError(f"method {name!r} does not take packed batches; pack works with "
-                     f"{', '.join(PACKABLE)}. Drop pack=... for {name!r}.")
+    return (f"method {name!r} does not take packed batches; pack works with "
+            f"{', '.join(PACKABLE)}. Drop pack=... for {name!r}.")
   if model.config.head not in ("sequence_classification", "embedding"):
-    raise InputError(f"pack needs one output per text (a sequence-classification or embedding "
-                     f"model); this model's head is {model.config.head!r}. Drop pack=...")
+    return (f"pack needs one output per text (a sequence-classification or embedding model); "
+            f"this model's head is {model.config.head!r}. Drop pack=...")
   if callable(target):
-    raise InputError("pack takes class targets (an int, one per text, or None), not a callable; "
-                     "drop pack=... to explain a callable target.")
-  arrays = [k for k, v in hyper.items() if isinstance(v, (jax.Array, np.ndarray))]
-  if arrays:
-    raise InputError(f"pack lays the texts out anew, so per-token arrays ({', '.join(arrays)}) "
-                     "cannot follow them; drop pack=... to pass them.")
+    return ("pack takes class targets (an int, one per text, or None), not a callable; drop "
+            "pack=... to explain a callable target.")
+  if _token_arrays(hyper):
+    return (f"pack lays the texts out anew, so per-token arrays "
+            f"({', '.join(_token_arrays(hyper))}) cannot follow them; drop pack=... to pass them.")
+  return None
+
+
+def _check_packable(model: Model, name: str, target: Any, hyper: dict[str, Any]) -> None:
+  problem = _pack_problem(model, name, target, hyper)
+  if problem is not None:
+    raise InputError(problem)
 
 
 @functools.lru_cache(maxsize=64)

@@ -58,6 +58,21 @@ class Attribution:
   def __len__(self) -> int:
     return self.scores.shape[0]
 
+  def take(self, index: Sequence[int] | np.ndarray | slice) -> "Attribution":
+    """Examples ``index`` (positions, in that order, or a slice), every per-example field with
+    them: e.g. ``a.take([2, 0])`` or ``a.take(slice(0, 4))``."""
+    pick = np.arange(len(self))[index]
+    rows = lambda x: None if x is None else np.asarray(x)[pick]
+    items = lambda x: None if x is None else [x[i] for i in pick]
+    return dataclasses.replace(
+        self, scores=rows(self.scores), tokens=items(self.tokens),
+        input_ids=rows(self.input_ids), attention_mask=rows(self.attention_mask),
+        word_ids=rows(self.word_ids), offsets=rows(self.offsets),
+        sequence_ids=rows(self.sequence_ids), texts=items(self.texts),
+        text_pairs=items(self.text_pairs), target=rows(self.target),
+        probabilities=rows(self.probabilities), deltas=rows(self.deltas),
+        extra={k: v[:, pick] for k, v in self.extra.items()})  # [L+1, B, ...]
+
   @property
   def predicted(self) -> np.ndarray | None:
     """``int [B]`` predicted class, when the head is a classifier."""

@@ -87,7 +87,7 @@ def test_method_and_params_pass_through(runner):
 
 def test_pack_gives_the_same_scores(runner):
   texts = ("a good film", "the movie was bad", "fine")
-  plain = explain(runner, *texts, "--json", "-t", "2", "--batch-size", "1")
+  plain = explain(runner, *texts, "--json", "-t", "2", "--no-pack")
   packed = explain(runner, *texts, "--json", "-t", "2", "--pack")
   assert plain.exit_code == 0 and packed.exit_code == 0, packed.output
   for a, b in zip(json.loads(plain.stdout)["examples"], json.loads(packed.stdout)["examples"]):

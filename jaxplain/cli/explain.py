@@ -56,12 +56,14 @@ def explain(
         "--truncate/--no-truncate", help="Truncate over-long inputs with a warning, or refuse "
         "them.")] = True,
     batch_size: Annotated[Optional[int], typer.Option(
-        "--batch-size", help="Texts per compiled call [default: all].", show_default=False)
+        "--batch-size", help="Texts per compiled call, in length-sorted calls [default: about "
+        "2048 tokens per call on the CPU].", show_default=False)
                           ] = None,
-    pack: Annotated[bool, typer.Option(
-        "--pack", help="Pack several texts per row instead of padding each (sequence packing): "
-        "the same scores with less padding, for gradient, saliency, gradient_x_input and "
-        "integrated_gradients.")] = False,
+    pack: Annotated[Optional[bool], typer.Option(
+        "--pack/--no-pack", help="Pack several texts per row instead of padding each (sequence "
+        "packing): the same scores with less padding, for gradient, saliency, gradient_x_input "
+        "and integrated_gradients on classifiers [default: pack when it can and --batch-size "
+        "is not given].", show_default=False)] = None,
     aggregate: Annotated[str, typer.Option(
         "--aggregate", help="Word pieces -> words: sum, mean, max or abs_sum.")] = "sum",
     tokens: Annotated[bool, typer.Option(
@@ -97,7 +99,8 @@ def explain(
   loaded = _common.load(model)
   result = jaxplain.attribute(
       loaded, texts, name, _common.parse_target(target, loaded.labels), text_pairs=pair,
-      max_length=max_length, truncate=truncate, batch_size=batch_size, seed=seed, pack=pack,
+      max_length=max_length, truncate=truncate, batch_size=batch_size, seed=seed,
+      pack="auto" if pack is None else pack,
       **hyper)
   unit_aggregate = None if tokens else aggregate
   if html is not None:

@@ -26,7 +26,8 @@ from jaxplain._compile import jit as _jit
 from jaxplain.attribution._quadrature import auto_token_rows
 from jaxplain.contracts import Batch, Forward, Params, Taps
 from jaxplain.errors import InputError
-from jaxplain.models.tokenize import BUCKETS, bucket_length
+from jaxplain.models.grouping import length_groups
+from jaxplain.models.tokenize import BUCKETS
 
 MODES = ("top", "bottom", "keep")
 UNITS = ("token", "word")
@@ -334,12 +335,11 @@ def forward_compacted(forward: Forward, params: Params, batches: Batch, *,
   ids, mask, types, inverse = _unique_rows(ids, mask, types)
   real = mask > 0
   ends = np.where(real.any(-1), t - np.argmax(real[:, ::-1], axis=-1), 1)   # last real + 1
-  order = np.argsort(ends, kind="stable")
   fn = _logits_fn(forward)
   n = len(ids)
   out = None
-  for idx, size, width in _groups(ends[order], order, t, rows, buckets or BUCKETS,
-                                  auto_token_rows()):
+  for idx, size, width in length_groups(ends, t, rows=rows, buckets=buckets or BUCKETS,
+                                       budget=auto_token_rows()):
     k = len(idx)
     idx = np.concatenate([idx, np.repeat(idx[-1:], size - k)])
     logits = np.asarray(fn(params, ids[idx, :width], mask[idx, :width], types[idx, :width]))
@@ -348,41 +348,6 @@ def forward_compacted(forward: Forward, params: Params, batches: Batch, *,
     out[idx[:k]] = logits[:k]
   out = out[inverse]
   return jnp.asarray(out.reshape((r, b) + out.shape[1:]))
-
-
-def _groups(sorted_ends: np.ndarray, order: np.ndarray, t: int, rows: int | None,
-            buckets: Sequence[int], budget: int):
-  """``(indices, rows per call, width)`` per forward call, over rows sorted by their end.
-
-  A fixed ``rows`` cuts groups of that size, each at the bucket of its longest row. ``rows=None``
-  runs a group of width ``w`` at ``budget // w`` rows (one compiled shape per width), or at the
-  power of two that holds the rows left when fewer remain (so a small input pads at most 2x and
-  still compiles few shapes). Of the widths that the next rows need, the greedy choice is the
-  one with the fewest token rows executed per row consumed (a wider bucket holds more of the
-  next rows, a narrower one pads less; the rest of a group that ends early is filled with
-  repeats); ties go to the wider, which makes fewer calls. Our heuristic, measured only as a
-  whole (``bench_metrics.py --compare-rows``).
-  """
-  n = len(order)
-  widths = np.array([bucket_length(int(e), t, buckets) for e in sorted_ends], np.int64)
-  start = 0
-  while start < n:
-    if rows is not None:
-      size = max(1, min(int(rows), n))
-      take, width = size, int(widths[min(start + size, n) - 1])
-    else:
-      best = None
-      left = 1 << (n - start - 1).bit_length()  # smallest power of two >= the rows left
-      for w in np.unique(widths[start:]):
-        size = max(1, min(budget // int(w), left))
-        k = int(np.searchsorted(widths[start:start + size], w, side="right"))
-        if best is None or w * size / k <= best[0]:  # ties: the wider, fewer calls
-          best = (w * size / k, k, size, int(w))
-        if k == min(size, n - start):  # every next row fits: wider buckets only cost more
-          break
-      _, take, size, width = best
-    yield order[start:start + take], size, width
-    start += take
 
 
 def _unique_rows(ids: np.ndarray, mask: np.ndarray, types: np.ndarray

@@ -31,7 +31,7 @@ TOL = dict(atol=2e-5, rtol=1e-4)
 @pytest.mark.parametrize("name", PACKABLE)
 def test_packed_attributions_equal_unpacked(name):
   hyper = HYPER.get(name, {})
-  plain = jaxplain.attribute(model(), TEXTS, name, **hyper)
+  plain = jaxplain.attribute(model(), TEXTS, name, pack=False, **hyper)
   packed = jaxplain.attribute(model(), TEXTS, name, pack=True, **hyper)
   np.testing.assert_allclose(packed.scores, plain.scores, **TOL)
   np.testing.assert_array_equal(packed.target, plain.target)
@@ -45,7 +45,8 @@ def test_packed_attributions_equal_unpacked(name):
 
 def test_several_packed_batches_and_given_targets():
   targets = np.arange(len(TEXTS)) % 3
-  plain = jaxplain.attribute(model(), TEXTS, "integrated_gradients", target=targets, steps=8)
+  plain = jaxplain.attribute(model(), TEXTS, "integrated_gradients", target=targets, steps=8,
+                             pack=False)
   # Rows of 16 tokens, two rows per batch: several batches, the last one a power of two.
   packed = jaxplain.attribute(model(), TEXTS, "integrated_gradients", target=targets, steps=8,
                               pack=16, batch_size=2)
@@ -92,8 +93,8 @@ def test_baseline_keeps_each_packed_examples_ends_without_special_ids():
     (dict(target=lambda out: out.logits[:, 0]), "not a callable"),
     (dict(method="integrated_gradients", baseline=np.zeros((4, 32), np.float32)),
      r"per-token arrays \(baseline\)"),
-    (dict(pack=0), "pack must be True, False or a row length"),
-    (dict(pack="yes"), "pack must be True, False or a row length"),
+    (dict(pack=0), "pack must be True, False, 'auto' or a row length"),
+    (dict(pack="yes"), "pack must be True, False, 'auto' or a row length"),
     (dict(pack=4), "more than the packed row length 4"),
 ])
 def test_packing_refusals(kwargs, match):
@@ -107,3 +108,68 @@ def test_packing_needs_one_output_per_text():
                                         "tiny", "bert_qa"))
   with pytest.raises(jaxplain.InputError, match="'question_answering'. Drop pack"):
     jaxplain.attribute(qa, ["a question"], "gradient", target=0, pack=True)
+
+
+def _spy(monkeypatch, name):
+  """Records the batch shapes that ``jaxplain.api.<name>`` is called with."""
+  import jaxplain.api as api  # pylint: disable=g-import-not-at-top
+  real, shapes = getattr(api, name), []
+
+  def spy(*args, **kwargs):
+    batch = next(a for a in args if isinstance(a, jaxplain.Batch))
+    shapes.append(tuple(np.shape(batch.input_ids)))
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(api, name, spy)
+  return shapes
+
+
+@pytest.mark.parametrize("kwargs,packs", [
+    (dict(), True),
+    (dict(method="integrated_gradients", steps=8, target=1), True),
+    (dict(method="smoothgrad", samples=2), False),           # not packable: length groups
+    (dict(target=lambda out: out.logits[:, 0]), False),      # a callable target
+    (dict(batch_size=4), False),                              # texts per call asked for
+    (dict(texts=TEXTS[:1]), False),                           # one text: nothing to pack
+    (dict(pack=False), False),
+])
+def test_auto_packs_when_it_can(monkeypatch, kwargs, packs):
+  packed = _spy(monkeypatch, "pack_batch")
+  kwargs = dict(dict(texts=TEXTS, method="gradient_x_input"), **kwargs)
+  a = jaxplain.attribute(model(), kwargs.pop("texts"), **kwargs)
+  assert bool(packed) == packs and a.texts == TEXTS[:len(a)]
+
+
+@pytest.mark.parametrize("name", ["gradient_x_input", "layer_gradient_x_activation"])
+def test_length_groups_equal_one_call_in_the_texts_order(monkeypatch, name):
+  """Without packing, texts run in length-sorted calls of a token-row budget (here 48 rows:
+  several calls, some filled with repeats), each padded to its own bucket; the result is the
+  one-call result, in the texts' order, layers and per-text targets included."""
+  import jaxplain.api as api  # pylint: disable=g-import-not-at-top
+  texts = TEXTS + ["and a longer one that runs on past sixteen word pieces with some more words"]
+  targets = np.arange(len(texts)) % 3
+  whole = jaxplain.attribute(model(), texts, name, target=targets, batch_size=len(texts))
+  shapes = _spy(monkeypatch, "_attribute_batch")
+  monkeypatch.setattr(api, "auto_token_rows", lambda: 48)
+  grouped = jaxplain.attribute(model(), texts, name, target=targets, pack=False)
+  assert len(shapes) > 1 and len({t for _, t in shapes}) > 1
+  assert max(t for _, t in shapes) == whole.scores.shape[1]
+  assert grouped.texts == texts and grouped.tokens == whole.tokens
+  np.testing.assert_allclose(grouped.scores, whole.scores, **TOL)
+  np.testing.assert_array_equal(grouped.target, targets)
+  np.testing.assert_array_equal(grouped.input_ids, whole.input_ids)
+  np.testing.assert_allclose(grouped.probabilities, whole.probabilities, atol=1e-6)
+  for k, v in whole.extra.items():
+    np.testing.assert_allclose(grouped.extra[k], v, **TOL)
+
+
+def test_grouping_refusals():
+  with pytest.raises(jaxplain.InputError, match=r"one class per example \(8\)"):
+    jaxplain.attribute(model(), TEXTS, "smoothgrad", target=[0, 1, 2])
+  qa = jaxplain.load_model(os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures",
+                                        "tiny", "bert_qa"))
+  with pytest.raises(jaxplain.InputError, match="2 targets for 3 texts; pass one per text"):
+    jaxplain.attribute(qa, ["a", "b c", "d"], "gradient", target=[0, 1])
+  with pytest.raises(jaxplain.InputError, match="cover the whole batch.*drop batch_size"):
+    jaxplain.attribute(model(), TEXTS, "integrated_gradients", batch_size=2,
+                       baseline=np.zeros((4, 32), np.float32))

@@ -15,8 +15,7 @@ from jaxplain.contracts import Batch, Taps
 from jaxplain.errors import InputError
 from jaxplain.metrics import faithfulness as fm
 from jaxplain.metrics import forward_compacted, forward_levels, perturb
-from jaxplain.metrics._removal import _groups
-from jaxplain.models import EncoderConfig, bucket_length, init_encoder
+from jaxplain.models import EncoderConfig, init_encoder
 
 ATOL = 1e-6  # float32 sigmoid/softmax of the same sums
 ATOL_ENCODER = 2e-5  # one forward of R*B rows vs R forwards of B rows, float32 on CPU
@@ -261,24 +260,3 @@ def test_forward_compacted_runs_each_distinct_row_once_in_one_call(rows, buckets
   out = forward_compacted(forward, PARAMS, levels, rows=rows, buckets=buckets)
   assert seen == [(2, 8)]
   np.testing.assert_allclose(out, forward_levels(additive_forward, PARAMS, levels), atol=ATOL)
-
-
-@hypothesis.settings(max_examples=60, deadline=None, derandomize=True)
-@hypothesis.given(st.lists(st.integers(1, 64), min_size=1, max_size=300),
-                  st.sampled_from([64, 256, 2048]))
-def test_token_row_groups_cover_every_row_once_within_budget(ends, budget):
-  """``rows=None`` groups: every row once, in a group wide enough for it, each call either
-  ``budget // width`` rows or the power of two that holds the rows left (few compiled shapes,
-  padding at most 2x on a small tail)."""
-  buckets = (8, 16, 24, 32, 48, 64)
-  ends = np.sort(np.asarray(ends))
-  order = np.random.RandomState(len(ends)).permutation(len(ends))
-  seen = []
-  for idx, size, width in _groups(ends, order, 64, None, buckets, budget):
-    left = len(ends) - len(seen)
-    power = 1 << (left - 1).bit_length()
-    assert 1 <= len(idx) <= size == max(1, min(budget // width, power))
-    assert size == max(1, budget // width) or size < 2 * left
-    assert all(bucket_length(int(e), 64, buckets) <= width for e in ends[np.isin(order, idx)])
-    seen.extend(idx.tolist())
-  assert sorted(seen) == sorted(order.tolist())
