@@ -9,6 +9,7 @@ an array) stay dynamic.
 import functools
 import inspect
 import os
+import typing
 from typing import Any, Callable, Hashable, Sequence
 
 import jax
@@ -159,13 +160,14 @@ def _attribute_grouped(model: Model, batch: Batch, texts: list[str], pairs: list
                        batch_size: int | None) -> Attribution:
   """:func:`attribute` over length-sorted calls padded to buckets, in the texts' order.
 
-  Per-token array hyperparameters (a ``[B, T, E]`` or ``[T, E]`` baseline) are laid out for the
-  whole padded batch, so with them the batch runs as one call.
+  Per-text array hyperparameters (a ``[B, T, E]`` or ``[T, E]`` baseline, LAFA's
+  ``query_labels``) are laid out for the whole padded batch, so with them it runs as one call.
   """
-  if _token_arrays(hyper):
+  arrays = _per_text_arrays(name, hyper)
+  if arrays:
     if batch_size is not None and batch_size < len(texts):
-      raise InputError(f"per-token arrays ({', '.join(_token_arrays(hyper))}) cover the whole "
-                       "batch, which then runs as one call; drop batch_size to pass them.")
+      raise InputError(f"per-text arrays ({', '.join(arrays)}) cover the whole batch, which "
+                       "then runs as one call; drop batch_size to pass them.")
     return _attribute_batch(model, batch, texts, pairs, name, target, key, hyper)
   if model.config.head == "sequence_classification":
     model.check_target(target, len(texts))
@@ -185,7 +187,12 @@ def _attribute_grouped(model: Model, batch: Batch, texts: list[str], pairs: list
         np.asarray(target)[rows] if per_text else target, jax.random.fold_in(key, j), hyper)
     parts.append(part.take(slice(0, len(idx))))
     order.append(idx)
-  return concatenate(parts).take(np.argsort(np.concatenate(order)))
+  # Scores and per-example values from the calls; tokens and ids from ``batch`` itself (its own
+  # padding ids, which concatenate's zeros are not for RoBERTa). The longest text's call is as
+  # wide as ``batch``.
+  out = concatenate(parts).take(np.argsort(np.concatenate(order)))
+  return _result(model, batch, texts, pairs, name, hyper, out.scores, out.target,
+                 out.probabilities, out.deltas, out.extra)
 
 
 def _attribute_batch(model: Model, batch: Batch, texts: list[str] | None,
@@ -253,8 +260,20 @@ def _check_pack_value(pack: Any) -> None:
                      f"{pack!r}.")
 
 
-def _token_arrays(hyper: dict[str, Any]) -> list[str]:
-  return [k for k, v in hyper.items() if isinstance(v, (jax.Array, np.ndarray))]
+def _per_text_arrays(name: str, hyper: dict[str, Any]) -> list[str]:
+  """Array hyperparameters laid out per text: all but those whose annotation names no batch
+  axis (e.g. Mask-LRP's ``head_mask: Float[Array, "L N"]``), which every text shares."""
+  params = inspect.signature(METHODS[name]).parameters
+  out = []
+  for k, v in hyper.items():
+    if not isinstance(v, (jax.Array, np.ndarray)):
+      continue
+    annotation = getattr(params.get(k), "annotation", None)
+    dims = [getattr(a, "dim_str", None) for a in typing.get_args(annotation) or (annotation,)]
+    dims = [d for d in dims if isinstance(d, str)]
+    if not dims or any("B" in d.split() for d in dims):
+      out.append(k)
+  return out
 
 
 def _pack_problem(model: Model, name: str, target: Any, hyper: dict[str, Any]) -> str | None:
@@ -268,9 +287,10 @@ def _pack_problem(model: Model, name: str, target: Any, hyper: dict[str, Any]) -
   if callable(target):
     return ("pack takes class targets (an int, one per text, or None), not a callable; drop "
             "pack=... to explain a callable target.")
-  if _token_arrays(hyper):
-    return (f"pack lays the texts out anew, so per-token arrays "
-            f"({', '.join(_token_arrays(hyper))}) cannot follow them; drop pack=... to pass them.")
+  arrays = _per_text_arrays(name, hyper)
+  if arrays:
+    return (f"pack lays the texts out anew, so per-text arrays ({', '.join(arrays)}) cannot "
+            "follow them; drop pack=... to pass them.")
   return None
 
 

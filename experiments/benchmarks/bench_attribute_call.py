@@ -14,9 +14,9 @@ the ``--n`` Rotten Tomatoes snippets (the seeded sample of ``bench_gradients.py`
   to a bucket (``jaxplain.models.length_groups``);
 - ``packed``: the default, ``pack="auto"``, which packs these methods (sequence packing).
 
-Per layout it prints the call's wall time, the time spent tracing, lowering and
-compiling inside it (``jax.monitoring``'s compile events), the compiled shapes, the share of computed token
-slots that are padding, and the process's peak resident memory (``VmHWM``). Captum
+Per layout it prints the call's wall time, the time spent tracing, lowering and compiling inside
+it (``jax.monitoring``'s compile events), the compiled shapes, the share of computed token slots
+that are padding, and the process's peak resident memory (``VmHWM``). Captum
 ``LayerIntegratedGradients`` (``--method ig50``) or ``InputXGradient`` (``gxi``) then runs on the
 same weights in this process, batched as ``bench_gradients.py``'s batched row (length-sorted
 batches of 32, each padded to its own longest text, IG ``internal_batch_size=64``), after one
@@ -146,8 +146,9 @@ def main():
   first = next(iter(scores))
   for layout, s in scores.items():
     if layout != first:
+      top = np.abs(scores[first]).max()
       print(f"max |{layout} - {first}| score difference: "
-            f"{np.abs(s - scores[first]).max():.2e} (max |score| {np.abs(scores[first]).max():.2e})")
+            f"{np.abs(s - scores[first]).max():.2e} (max |score| {top:.2e})")
   captum_n = args.n if args.captum_n is None else args.captum_n
   if captum_n:
     from _common import load_texts  # pylint: disable=g-import-not-at-top

@@ -92,7 +92,7 @@ def test_baseline_keeps_each_packed_examples_ends_without_special_ids():
     (dict(method="smoothgrad"), "does not take packed batches; pack works with"),
     (dict(target=lambda out: out.logits[:, 0]), "not a callable"),
     (dict(method="integrated_gradients", baseline=np.zeros((4, 32), np.float32)),
-     r"per-token arrays \(baseline\)"),
+     r"per-text arrays \(baseline\)"),
     (dict(pack=0), "pack must be True, False, 'auto' or a row length"),
     (dict(pack="yes"), "pack must be True, False, 'auto' or a row length"),
     (dict(pack=4), "more than the packed row length 4"),
@@ -173,3 +173,18 @@ def test_grouping_refusals():
   with pytest.raises(jaxplain.InputError, match="cover the whole batch.*drop batch_size"):
     jaxplain.attribute(model(), TEXTS, "integrated_gradients", batch_size=2,
                        baseline=np.zeros((4, 32), np.float32))
+
+
+def test_arrays_every_text_shares_keep_length_groups(monkeypatch):
+  """Mask-LRP's ``head_mask`` ``[L, N]`` has no batch axis: the texts still run in length-sorted
+  calls (a per-text array such as a ``[T, E]`` baseline makes it one call)."""
+  import jaxplain.api as api  # pylint: disable=g-import-not-at-top
+  c = model().config
+  mask = np.ones((c.num_layers, c.num_heads), np.float32)
+  mask[0, 0] = 0.0
+  whole = jaxplain.attribute(model(), TEXTS, "mask_lrp", head_mask=mask, batch_size=len(TEXTS))
+  shapes = _spy(monkeypatch, "_attribute_batch")
+  monkeypatch.setattr(api, "auto_token_rows", lambda: 48)
+  grouped = jaxplain.attribute(model(), TEXTS, "mask_lrp", head_mask=mask)
+  assert len(shapes) > 1
+  np.testing.assert_allclose(grouped.scores, whole.scores, **TOL)
