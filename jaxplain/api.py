@@ -6,17 +6,21 @@ shape bucket never recompiles. Array-valued hyperparameters (a baseline, a noise
 an array) stay dynamic.
 """
 
+import contextlib
 import functools
 import inspect
 import os
+import sys
+import time
 import typing
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any, Callable, Hashable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxplain._compile import jit as _jit
+from jaxplain._progress import progress_bar
 from jaxplain.attribution import (CONVERGENCE_DELTAS, METHODS, PATH_HYPERPARAMETERS,
                                  auto_token_rows, canonical_name)
 from jaxplain.attribution.packed import PACKABLE, packed_ig_delta
@@ -85,7 +89,7 @@ def attribute(model: Model, batch_or_texts: Batch | str | Sequence[str],
               text_pairs: str | Sequence[str] | None = None, max_length: int | None = None,
               truncate: bool = True, batch_size: int | None = None, seed: int = 0,
               key: jax.Array | None = None, pack: bool | int | str = "auto",
-              **hyper: Any) -> Attribution:
+              progress: bool | None = None, **hyper: Any) -> Attribution:
   """Explains a model's predictions with one attribution method.
 
   Args:
@@ -114,6 +118,8 @@ def attribute(model: Model, batch_or_texts: Batch | str | Sequence[str],
       models, with class or ``None`` targets. ``"auto"`` (the default) packs two or more texts
       when all of that holds and ``batch_size`` is not given, and pads each call to a bucket
       otherwise; a :class:`Batch` is never repacked unless ``pack`` says so.
+    progress: a progress bar on stderr over the compiled calls (``True``), none (``False``), or
+      ``None``: a bar when the texts take more than one call and stderr is a terminal.
     **hyper: the method's hyperparameters (``steps=50``, ``baseline="pad"``...).
   Returns:
     An :class:`Attribution`.
@@ -139,7 +145,7 @@ def attribute(model: Model, batch_or_texts: Batch | str | Sequence[str],
                        "model.encode) with pack=True instead.")
     if pack not in (False, "auto"):
       return _attribute_packed(model, batch_or_texts, None, None, name, target, hyper, pack,
-                               batch_size)
+                               batch_size, progress)
     return _attribute_batch(model, batch_or_texts, None, None, name, target, key, hyper)
   texts = [batch_or_texts] if isinstance(batch_or_texts, str) else list(batch_or_texts)
   pairs = None if text_pairs is None else (
@@ -151,13 +157,15 @@ def attribute(model: Model, batch_or_texts: Batch | str | Sequence[str],
     pack = (len(texts) > 1 and batch_size is None
             and _pack_problem(model, name, target, hyper) is None)
   if pack is not False:
-    return _attribute_packed(model, batch, texts, pairs, name, target, hyper, pack, batch_size)
-  return _attribute_grouped(model, batch, texts, pairs, name, target, key, hyper, batch_size)
+    return _attribute_packed(model, batch, texts, pairs, name, target, hyper, pack, batch_size,
+                             progress)
+  return _attribute_grouped(model, batch, texts, pairs, name, target, key, hyper, batch_size,
+                            progress)
 
 
 def _attribute_grouped(model: Model, batch: Batch, texts: list[str], pairs: list[str] | None,
                        name: str, target: Any, key: jax.Array, hyper: dict[str, Any],
-                       batch_size: int | None) -> Attribution:
+                       batch_size: int | None, progress: bool | None) -> Attribution:
   """:func:`attribute` over length-sorted calls padded to buckets, in the texts' order.
 
   Per-text array hyperparameters (a ``[B, T, E]`` or ``[T, E]`` baseline, LAFA's
@@ -177,16 +185,18 @@ def _attribute_grouped(model: Model, batch: Batch, texts: list[str], pairs: list
                      "for all, or None for the predicted class.")
   lengths = np.asarray(batch.attention_mask).sum(1)
   parts, order = [], []
-  groups = length_groups(lengths, batch.shape[1], rows=batch_size, buckets=model.buckets,
-                         budget=auto_token_rows())
-  for j, (idx, size, width) in enumerate(groups):
-    rows = np.concatenate([idx, np.repeat(idx[-1:], size - len(idx))])  # filled with repeats
-    part = _attribute_batch(
-        model, jax.tree.map(lambda x, rows=rows, width=width: np.asarray(x)[rows, :width], batch),
-        [texts[i] for i in rows], None if pairs is None else [pairs[i] for i in rows], name,
-        np.asarray(target)[rows] if per_text else target, jax.random.fold_in(key, j), hyper)
-    parts.append(part.take(slice(0, len(idx))))
-    order.append(idx)
+  groups = list(length_groups(lengths, batch.shape[1], rows=batch_size, buckets=model.buckets,
+                              budget=auto_token_rows()))
+  with _progress(progress, len(groups), len(texts)) as advance:
+    for j, (idx, size, width) in enumerate(groups):
+      rows = np.concatenate([idx, np.repeat(idx[-1:], size - len(idx))])  # filled with repeats
+      part = _attribute_batch(
+          model, jax.tree.map(lambda x, r=rows, w=width: np.asarray(x)[r, :w], batch),
+          [texts[i] for i in rows], None if pairs is None else [pairs[i] for i in rows], name,
+          np.asarray(target)[rows] if per_text else target, jax.random.fold_in(key, j), hyper)
+      parts.append(part.take(slice(0, len(idx))))
+      order.append(idx)
+      advance(len(idx))
   # Scores and per-example values from the calls; tokens and ids from ``batch`` itself (its own
   # padding ids, which concatenate's zeros are not for RoBERTa). The longest text's call is as
   # wide as ``batch``.
@@ -247,6 +257,28 @@ def _result(model: Model, batch: Batch, texts: list[str] | None, pairs: list[str
       sequence_ids=_or(batch.sequence_ids, batch.input_ids, -1), texts=texts, text_pairs=pairs,
       target=target, probabilities=probs, labels=model.labels, method=name,
       hyper=dict(hyper), deltas=deltas, extra=extra)
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool | None, calls: int, texts: int) -> Iterator[Callable[[int], None]]:
+  """Yields ``advance(texts done)``, drawing :func:`attribute`'s progress bar when asked."""
+  if enabled is None:
+    enabled = calls > 1 and sys.stderr.isatty()
+  if not enabled:
+    yield lambda n: None
+    return
+  bar, start, done = progress_bar("attribute", texts, suffix="{task.fields[rate]} texts/s",
+                                  rate="-"), time.perf_counter(), [0]
+
+  def advance(n: int) -> None:
+    done[0] += n
+    rate = done[0] / max(time.perf_counter() - start, 1e-9)
+    bar.update(bar.task_ids[0], advance=n, rate=f"{rate:.1f}")
+
+  try:
+    yield advance
+  finally:
+    bar.stop()
 
 
 def _check_pack_value(pack: Any) -> None:
@@ -311,7 +343,7 @@ def _compiled_packed_delta(static_hyper: tuple[tuple[str, Hashable], ...],
 def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
                       pairs: list[str] | None, name: str, target: Any,
                       hyper: dict[str, Any], pack: bool | int,
-                      rows_per_batch: int | None) -> Attribution:
+                      rows_per_batch: int | None, progress: bool | None) -> Attribution:
   """:func:`attribute` through packed batches (:mod:`jaxplain.models.packing`)."""
   b = len(batch)
   model.check_target(target, b)
@@ -329,21 +361,23 @@ def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
   if target is not None:
     per_text = np.broadcast_to(np.asarray(target, np.int32), (b,))
   scores, logits, classes, deltas = [], [], [], []
-  for j, part in enumerate(parts):
-    part = jax.tree.map(jnp.asarray, part)
-    logits.append(np.asarray(model.outputs(part).logits, np.float32))  # [R, S, ...]
-    if target is None:
-      cls = jnp.asarray(logits[-1].reshape(logits[-1].shape[:2] + (-1,)).argmax(-1), jnp.int32)
-    else:  # each text's class, placed in its slot (empty slots: class 0, never read)
-      cls = np.zeros(part.packing.starts.shape, np.int32)
-      here = layout.part == j
-      cls[layout.row[here], layout.slot[here]] = per_text[here]
-      cls = jnp.asarray(cls)
-    out = run(model.params, part, cls, None)
-    scores.append(np.asarray(out, np.float32))
-    classes.append(np.asarray(cls))
-    if delta_fn is not None:
-      deltas.append(np.asarray(delta_fn(model.params, part, cls, out), np.float32))
+  with _progress(progress, len(parts), b) as advance:
+    for j, part in enumerate(parts):
+      part = jax.tree.map(jnp.asarray, part)
+      logits.append(np.asarray(model.outputs(part).logits, np.float32))  # [R, S, ...]
+      if target is None:
+        cls = jnp.asarray(logits[-1].reshape(logits[-1].shape[:2] + (-1,)).argmax(-1), jnp.int32)
+      else:  # each text's class, placed in its slot (empty slots: class 0, never read)
+        cls = np.zeros(part.packing.starts.shape, np.int32)
+        here = layout.part == j
+        cls[layout.row[here], layout.slot[here]] = per_text[here]
+        cls = jnp.asarray(cls)
+      out = run(model.params, part, cls, None)
+      scores.append(np.asarray(out, np.float32))
+      classes.append(np.asarray(cls))
+      if delta_fn is not None:
+        deltas.append(np.asarray(delta_fn(model.params, part, cls, out), np.float32))
+      advance(int((layout.part == j).sum()))
   out = unpack(scores, layout)
   target_arr = unpack_slots(classes, layout).astype(np.int32)
   logits = unpack_slots(logits, layout)

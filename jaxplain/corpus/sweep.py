@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxplain._progress import progress_bar
 from jaxplain.corpus import mesh as meshlib
 from jaxplain.corpus.buckets import PaddingStats, plan_batches
 from jaxplain.corpus.output import OutputDir
@@ -102,15 +103,8 @@ class _Progress:
     if enabled is None:
       enabled = sys.stderr.isatty()
     if enabled:
-      from rich.console import Console  # pylint: disable=g-import-not-at-top
-      from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,  # pylint: disable=g-import-not-at-top
-                                 TimeElapsedColumn, TimeRemainingColumn)
-      self.bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("{task.fields[rate]} ex/s"), TimeElapsedColumn(),
-                          TextColumn("ETA"), TimeRemainingColumn(),
-                          console=Console(stderr=True), transient=False)
-      self.task = self.bar.add_task("sweep", total=total, completed=done, rate="-")
-      self.bar.start()
+      self.bar = progress_bar("sweep", total, done, suffix="{task.fields[rate]} ex/s", rate="-")
+      self.task = self.bar.task_ids[0]
 
   def advance(self, n: int) -> None:
     self.count += n

@@ -188,3 +188,12 @@ def test_arrays_every_text_shares_keep_length_groups(monkeypatch):
   grouped = jaxplain.attribute(model(), TEXTS, "mask_lrp", head_mask=mask)
   assert len(shapes) > 1
   np.testing.assert_allclose(grouped.scores, whole.scores, **TOL)
+
+
+@pytest.mark.parametrize("pack", [True, False])
+def test_progress_bar_counts_the_texts(capsys, pack):
+  jaxplain.attribute(model(), TEXTS, "saliency", pack=pack, progress=True)
+  err = capsys.readouterr().err
+  assert "attribute" in err and f"{len(TEXTS)}/{len(TEXTS)}" in err and "texts/s" in err
+  jaxplain.attribute(model(), TEXTS, "saliency", pack=pack)  # not a terminal: no bar
+  assert capsys.readouterr().err == ""

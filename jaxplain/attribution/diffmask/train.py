@@ -38,6 +38,7 @@ import numpy as np
 import optax
 
 from jaxplain._compile import jit as _jit
+from jaxplain._progress import progress_bar
 from jaxplain.attribution.diffmask import checkpoint as ckpt
 from jaxplain.attribution.diffmask import objective as obj
 from jaxplain.attribution.diffmask.probes import VARIANTS, Gates, init_gates
@@ -412,15 +413,8 @@ def _initial_gates(forward, params, first: Batch, cfg: DiffMaskConfig, shape, ma
 
 
 def _progress(enabled: bool, total: int, start: int):
-  if not enabled:
-    return None
-  from rich.progress import (BarColumn, MofNCompleteColumn, Progress,  # pylint: disable=g-import-not-at-top
-                             TextColumn, TimeRemainingColumn)
-  bar = Progress(TextColumn("diffmask"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                 TextColumn("{task.fields[info]}"), transient=False)
-  bar.start()
-  bar.add_task("train", total=total, completed=start, info="")
-  return bar
+  return progress_bar("diffmask", total, start, suffix="{task.fields[info]}",
+                      info="") if enabled else None
 
 
 def train_gates(model_or_forward: Any, data: Batch, config: DiffMaskConfig | None = None,
