@@ -23,6 +23,7 @@ from jaxplain._compile import jit as _jit
 from jaxplain._progress import progress_bar
 from jaxplain.attribution import (CONVERGENCE_DELTAS, METHODS, PATH_HYPERPARAMETERS,
                                  auto_token_rows, canonical_name)
+from jaxplain.attribution.gradients import GRADIENT_READS, scores_and_logits
 from jaxplain.attribution.packed import PACKABLE, packed_ig_delta
 from jaxplain.contracts import Batch, Forward
 from jaxplain.errors import InputError
@@ -213,10 +214,14 @@ def _attribute_batch(model: Model, batch: Batch, texts: list[str] | None,
     model.check_target(target, b)
   static, dynamic = _split_hyper({**_token_ids(model, name), **hyper})
   device_batch = batch.device_part()
+  if _reads_logits(name, target, static, dynamic):
+    classes = None if target is None else np.broadcast_to(np.asarray(target, np.int32), (b,))
+    out, logits, classes = _compiled_with_logits(name, static, model.forward)(
+        model.params, device_batch, classes)
+    return _result(model, batch, texts, pairs, name, hyper, np.asarray(out, np.float32),
+                   np.asarray(classes, np.int32), _probabilities(model, logits), None, {})
   logits = np.asarray(model.outputs(batch).logits, np.float32)
-  probs = None
-  if model.config.head == "sequence_classification":
-    probs = np.asarray(jax.nn.softmax(logits, -1))
+  probs = _probabilities(model, logits)
   if callable(target):
     fn, tgt = compiled(name, static, model.forward, target), None
     target_arr = None
@@ -257,6 +262,30 @@ def _result(model: Model, batch: Batch, texts: list[str] | None, pairs: list[str
       sequence_ids=_or(batch.sequence_ids, batch.input_ids, -1), texts=texts, text_pairs=pairs,
       target=target, probabilities=probs, labels=model.labels, method=name,
       hyper=dict(hyper), deltas=deltas, extra=extra)
+
+
+def _reads_logits(name: str, target: Any, static: tuple[tuple[str, Hashable], ...],
+                  dynamic: dict[str, Any]) -> bool:
+  """Whether the call can take its logits from the method's own pass
+  (:func:`~jaxplain.attribution.gradients.scores_and_logits`): a plain gradient method with a
+  class target and no hyperparameters but ``norm`` and ``rules``."""
+  return (name in GRADIENT_READS and not callable(target) and not dynamic
+          and all(k in ("norm", "rules") for k, _ in static))
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_with_logits(name: str, static_hyper: tuple[tuple[str, Hashable], ...],
+                          forward: Forward) -> Callable:
+  """Jitted ``(params, batch, classes) -> (scores, logits, classes)`` of ``scores_and_logits``."""
+  return _jit(lambda params, batch, classes: scores_and_logits(
+      name, forward, params, batch, classes, **dict(static_hyper)))
+
+
+def _probabilities(model: Model, logits: Any) -> np.ndarray | None:
+  """Softmax over the classes of a sequence classifier's logits ``[..., C]``; else ``None``."""
+  if model.config.head != "sequence_classification":
+    return None
+  return np.asarray(jax.nn.softmax(np.asarray(logits, np.float32), -1))
 
 
 @contextlib.contextmanager
@@ -355,7 +384,8 @@ def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
   static, _ = _split_hyper({**_token_ids(model, name), **hyper})
   # The kernels take a packed batch as it is: a class target [R, S] is per slot
   # (jaxplain.attribution._common.resolve_target).
-  run = compiled(name, static, model.forward)
+  fused = _reads_logits(name, target, static, {})
+  run = (_compiled_with_logits if fused else compiled)(name, static, model.forward)
   delta_fn = (_compiled_packed_delta(static, model.forward)
               if name == "integrated_gradients" else None)
   if target is not None:
@@ -364,15 +394,21 @@ def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
   with _progress(progress, len(parts), b) as advance:
     for j, part in enumerate(parts):
       part = jax.tree.map(jnp.asarray, part)
-      logits.append(np.asarray(model.outputs(part).logits, np.float32))  # [R, S, ...]
-      if target is None:
-        cls = jnp.asarray(logits[-1].reshape(logits[-1].shape[:2] + (-1,)).argmax(-1), jnp.int32)
-      else:  # each text's class, placed in its slot (empty slots: class 0, never read)
+      cls = None
+      if target is not None:  # each text's class, placed in its slot (empty slots: class 0)
         cls = np.zeros(part.packing.starts.shape, np.int32)
         here = layout.part == j
         cls[layout.row[here], layout.slot[here]] = per_text[here]
         cls = jnp.asarray(cls)
-      out = run(model.params, part, cls, None)
+      if fused:  # the logits [R, S, K] of the method's own forward pass
+        out, row_logits, cls = run(model.params, part, cls)
+        logits.append(np.asarray(row_logits, np.float32))
+      else:
+        logits.append(np.asarray(model.outputs(part).logits, np.float32))  # [R, S, ...]
+        if cls is None:
+          cls = jnp.asarray(logits[-1].reshape(logits[-1].shape[:2] + (-1,)).argmax(-1),
+                            jnp.int32)
+        out = run(model.params, part, cls, None)
       scores.append(np.asarray(out, np.float32))
       classes.append(np.asarray(cls))
       if delta_fn is not None:
@@ -380,9 +416,7 @@ def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
       advance(int((layout.part == j).sum()))
   out = unpack(scores, layout)
   target_arr = unpack_slots(classes, layout).astype(np.int32)
-  logits = unpack_slots(logits, layout)
-  probs = (np.asarray(jax.nn.softmax(logits, -1))
-           if model.config.head == "sequence_classification" else None)
+  probs = _probabilities(model, unpack_slots(logits, layout))
   return _result(model, batch, texts, pairs, name, hyper, out, target_arr, probs,
                  unpack_slots(deltas, layout) if deltas else None, {})
 

@@ -19,7 +19,7 @@ from jaxplain.attribution.gradients import (PER_DIMENSION, gradient, gradient_di
                                             gradient_x_input, gradient_x_input_dims,
                                             ig_convergence_delta, integrated_gradients,
                                             integrated_gradients_dims, saliency, saliency_dims,
-                                            scores_from_gradient)
+                                            scores_and_logits, scores_from_gradient)
 from jaxplain.attribution.layers import layer_gradient_x_activation, layer_integrated_gradients
 from jaxplain.attribution.heads import HeadMasks, compute_head_masks, random_head_mask
 from jaxplain.attribution.packed import PACKABLE, packed_ig_delta, packed_target
@@ -112,4 +112,4 @@ __all__ = ["ALIASES", "CONVERGENCE_DELTAS", "PACKABLE", "packed_ig_delta", "pack
            "smoothgrad", "smoothgrad_sq", "vargrad", "build_index",
            "decoded_layer_saliency", "auto_token_rows", "PER_DIMENSION", "gradient_dims",
            "gradient_x_input_dims", "integrated_gradients_dims", "saliency_dims",
-           "scores_from_gradient"]
+           "scores_and_logits", "scores_from_gradient"]

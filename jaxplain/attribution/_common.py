@@ -117,18 +117,36 @@ def target_and_grad(forward: Forward, params: Params, batch: Batch, target: Targ
     target = resolve_target(forward, params, batch, target)
     x = embed(forward, params, batch) if embeddings is None else embeddings
     return target, x, grad_wrt_embeddings(forward, params, batch, target, x, rules)
+  _, predicted, x, g = logits_and_grad(forward, params, batch, None, rules)
+  if batch.packing is None:
+    return predicted, x, g
+  return packed_target(predicted, batch.packing.starts), x, g
+
+
+def logits_and_grad(forward: Forward, params: Params, batch: Batch,
+                    classes: Int[Array, "..."] | int | None = None, rules: str = "gradient"
+                    ) -> tuple[Float[Array, "..."], Int[Array, "..."], Float[Array, "B T E"],
+                               Float[Array, "B T E"]]:
+  """``(logits, classes, x, d logit_class / d x)`` from one forward and one backward pass.
+
+  The logits are the primal output of the ``jax.vjp`` whose pullback gives the gradient at the
+  batch's own word embeddings ``x``, flattened per example (``[B, K]``), or per slot of a packed
+  batch (``[B, S, K]``). ``classes`` (an int, ``[B]``, or ``[B, S]`` when packed) picks the
+  logit; ``None`` picks the largest, the predicted class. Empty slots get no cotangent.
+  """
   x = embed(forward, params, batch).astype(jnp.float32)
   rows = (batch.input_ids.shape[0],) if batch.packing is None else batch.packing.starts.shape
 
-  def logits_of(e):  # [B, C], or [B, S, C] per slot of a packed batch
+  def logits_of(e):
     return forward(params, batch, Taps(word_embeddings=e, rules=rules)).logits.reshape(rows + (-1,))
 
   logits, pullback = jax.vjp(logits_of, x)
-  predicted = jnp.argmax(logits, axis=-1).astype(jnp.int32)
-  cotangent = jax.nn.one_hot(predicted, logits.shape[-1], dtype=logits.dtype)
-  if batch.packing is None:
-    (g,) = pullback(cotangent)
-    return predicted, x, g
-  starts = batch.packing.starts
-  (g,) = pullback(cotangent * (starts >= 0)[..., None].astype(logits.dtype))
-  return packed_target(predicted, starts), x, g
+  if classes is None:
+    classes = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+  else:
+    classes = jnp.broadcast_to(jnp.asarray(classes, jnp.int32), rows)
+  cotangent = jax.nn.one_hot(classes, logits.shape[-1], dtype=logits.dtype)
+  if batch.packing is not None:
+    cotangent = cotangent * (batch.packing.starts >= 0)[..., None].astype(logits.dtype)
+  (g,) = pullback(cotangent)
+  return logits, classes, x, g

@@ -15,10 +15,11 @@ model's tokenizer, so a kernel never needs a tokenizer.
 from typing import Any, Callable
 
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, PRNGKeyArray
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from jaxplain.attribution._common import (embed, embedding_table, grad_wrt_embeddings, masked,
-                                          resolve_target, target_and_grad, target_logit)
+from jaxplain.attribution._common import (embed, embedding_table, grad_wrt_embeddings,
+                                          logits_and_grad, masked, resolve_target,
+                                          target_and_grad, target_logit)
 from jaxplain.attribution._quadrature import (check_chunk_size, map_steps, quadrature_table,
                                               sum_steps)
 from jaxplain.contracts import Batch, Forward, Params, Target, Taps
@@ -107,6 +108,35 @@ def scores_from_gradient(name: str, g: Float[Array, "B T E"], x: Float[Array, "B
     return jnp.abs(g).sum(-1) if norm == "l1" else jnp.sqrt(jnp.sum(g * g, -1))
   raise InputError(f"{name!r} is not read off the embedding gradient alone; use 'gradient', "
                    "'saliency' or 'gradient_x_input'.")
+
+
+GRADIENT_READS = ("gradient", "saliency", "gradient_x_input")
+"""The methods :func:`scores_from_gradient` reads off one embedding gradient."""
+
+
+def scores_and_logits(name: str, forward: Forward, params: Params, batch: Batch,
+                      classes: Int[Array, "..."] | int | None = None, *, norm: str = "l2",
+                      rules: str = "gradient"
+                      ) -> tuple[Float[Array, "B T"], Float[Array, "..."], Int[Array, "..."]]:
+  """A :data:`GRADIENT_READS` method's scores with the logits of its own forward pass.
+
+  ``jaxplain.attribute`` reports each example's predicted probabilities and explained class; read
+  here from the primal output of the method's ``jax.vjp``
+  (:func:`~jaxplain.attribution._common.logits_and_grad`), they cost no forward pass of their
+  own (a third of these methods' work).
+
+  Args:
+    name: ``"gradient"``, ``"saliency"`` or ``"gradient_x_input"``.
+    forward, params, batch: the model and a ``[B, T]`` batch (packed or not).
+    classes: class per example (``[B, S]`` per slot when packed), an int, or ``None`` (the
+      predicted class).
+    norm: saliency's norm; rules: the backward rule set, as the kernels take them.
+  Returns:
+    ``(scores [B, T] as the kernel gives them, logits [B, K] or [B, S, K], classes)``.
+  """
+  logits, classes, x, g = logits_and_grad(forward, params, batch, classes, rules)
+  return (masked(scores_from_gradient(name, g, x, norm=norm), batch.attention_mask), logits,
+          classes)
 
 
 def saliency_dims(forward: Forward, params: Params, batch: Batch, target: Target = None, *,

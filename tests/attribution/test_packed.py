@@ -197,3 +197,32 @@ def test_progress_bar_counts_the_texts(capsys, pack):
   assert "attribute" in err and f"{len(TEXTS)}/{len(TEXTS)}" in err and "texts/s" in err
   jaxplain.attribute(model(), TEXTS, "saliency", pack=pack)  # not a terminal: no bar
   assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("name,hyper", [("gradient", {}), ("saliency", dict(norm="l1")),
+                                        ("gradient_x_input", {})])
+def test_plain_gradients_read_their_logits_off_their_own_pass(monkeypatch, name, hyper):
+  """Packed or not, ``attribute`` takes the probabilities and predicted classes of the plain
+  gradient methods from the method's own forward pass: no ``model.outputs`` call, and the same
+  values as a separate forward and the kernel given those classes."""
+  m = model()
+  batch = m.encode(TEXTS)
+  logits = np.asarray(m.outputs(batch).logits)
+  predicted = logits.argmax(-1)
+  ref = np.asarray(METHODS[name](m.forward, m.params, batch.device_part(),
+                                 jnp.asarray(predicted), **hyper))
+  calls = []
+  real = type(m).outputs
+  monkeypatch.setattr(type(m), "outputs", lambda self, *a, **k: calls.append(1) or real(
+      self, *a, **k))
+  for pack in (False, True):
+    a = jaxplain.attribute(m, TEXTS, name, pack=pack, **hyper)
+    np.testing.assert_array_equal(a.target, predicted)
+    np.testing.assert_allclose(a.probabilities, jax.nn.softmax(logits, -1), atol=1e-6)
+    np.testing.assert_allclose(a.scores, ref, **TOL)
+  other = (predicted + 1) % 3
+  given = jaxplain.attribute(m, TEXTS, name, target=other, **hyper)
+  np.testing.assert_array_equal(given.target, other)
+  np.testing.assert_allclose(given.scores, np.asarray(METHODS[name](
+      m.forward, m.params, batch.device_part(), jnp.asarray(other), **hyper)), **TOL)
+  assert not calls
