@@ -25,6 +25,7 @@ from jaxplain.attribution import (CONVERGENCE_DELTAS, METHODS, PATH_HYPERPARAMET
                                  auto_token_rows, canonical_name)
 from jaxplain.attribution.gradients import GRADIENT_READS, scores_and_logits
 from jaxplain.attribution.packed import PACKABLE, packed_ig_delta
+from jaxplain.attribution.smoothing import KINDS as NOISE_TUNNELS
 from jaxplain.contracts import Batch, Forward
 from jaxplain.errors import InputError
 from jaxplain.models.grouping import length_groups
@@ -145,8 +146,8 @@ def attribute(model: Model, batch_or_texts: Batch | str | Sequence[str],
       raise InputError("this Batch is already packed; pass the unpacked batch (from "
                        "model.encode) with pack=True instead.")
     if pack not in (False, "auto"):
-      return _attribute_packed(model, batch_or_texts, None, None, name, target, hyper, pack,
-                               batch_size, progress)
+      return _attribute_packed(model, batch_or_texts, None, None, name, target, key, hyper,
+                               pack, batch_size, progress)
     return _attribute_batch(model, batch_or_texts, None, None, name, target, key, hyper)
   texts = [batch_or_texts] if isinstance(batch_or_texts, str) else list(batch_or_texts)
   pairs = None if text_pairs is None else (
@@ -158,8 +159,8 @@ def attribute(model: Model, batch_or_texts: Batch | str | Sequence[str],
     pack = (len(texts) > 1 and batch_size is None
             and _pack_problem(model, name, target, hyper) is None)
   if pack is not False:
-    return _attribute_packed(model, batch, texts, pairs, name, target, hyper, pack, batch_size,
-                             progress)
+    return _attribute_packed(model, batch, texts, pairs, name, target, key, hyper, pack,
+                             batch_size, progress)
   return _attribute_grouped(model, batch, texts, pairs, name, target, key, hyper, batch_size,
                             progress)
 
@@ -194,7 +195,8 @@ def _attribute_grouped(model: Model, batch: Batch, texts: list[str], pairs: list
       part = _attribute_batch(
           model, jax.tree.map(lambda x, r=rows, w=width: np.asarray(x)[r, :w], batch),
           [texts[i] for i in rows], None if pairs is None else [pairs[i] for i in rows], name,
-          np.asarray(target)[rows] if per_text else target, jax.random.fold_in(key, j), hyper)
+          np.asarray(target)[rows] if per_text else target,
+          _text_keys(key, rows) if name in NOISE_TUNNELS else jax.random.fold_in(key, j), hyper)
       parts.append(part.take(slice(0, len(idx))))
       order.append(idx)
       advance(len(idx))
@@ -262,6 +264,15 @@ def _result(model: Model, batch: Batch, texts: list[str] | None, pairs: list[str
       sequence_ids=_or(batch.sequence_ids, batch.input_ids, -1), texts=texts, text_pairs=pairs,
       target=target, probabilities=probs, labels=model.labels, method=name,
       hyper=dict(hyper), deltas=deltas, extra=extra)
+
+
+def _text_keys(key: jax.Array, index: np.ndarray) -> jax.Array:
+  """``fold_in(key, i)`` for each text index ``i`` (any shape): the noise tunnels' keys per
+  example (:func:`~jaxplain.attribution.smoothing.example_keys`). A text's noise is then the
+  one it gets as row ``i`` of ``model.encode(texts)``, whichever call, row or slot it runs in."""
+  index = np.asarray(index, np.int32)
+  keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(index.reshape(-1)))
+  return keys.reshape(index.shape)
 
 
 def _reads_logits(name: str, target: Any, static: tuple[tuple[str, Hashable], ...],
@@ -370,7 +381,7 @@ def _compiled_packed_delta(static_hyper: tuple[tuple[str, Hashable], ...],
 
 
 def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
-                      pairs: list[str] | None, name: str, target: Any,
+                      pairs: list[str] | None, name: str, target: Any, key: jax.Array,
                       hyper: dict[str, Any], pack: bool | int,
                       rows_per_batch: int | None, progress: bool | None) -> Attribution:
   """:func:`attribute` through packed batches (:mod:`jaxplain.models.packing`)."""
@@ -408,7 +419,13 @@ def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
         if cls is None:
           cls = jnp.asarray(logits[-1].reshape(logits[-1].shape[:2] + (-1,)).argmax(-1),
                             jnp.int32)
-        out = run(model.params, part, cls, None)
+        slot_keys = None
+        if name in NOISE_TUNNELS:  # each slot's text's own key
+          index = np.zeros(part.packing.starts.shape, np.int32)
+          here = layout.part == j
+          index[layout.row[here], layout.slot[here]] = np.flatnonzero(here)
+          slot_keys = _text_keys(key, index)
+        out = run(model.params, part, cls, slot_keys)
       scores.append(np.asarray(out, np.float32))
       classes.append(np.asarray(cls))
       if delta_fn is not None:

@@ -21,10 +21,12 @@ from jaxplain.attribution._common import masked, packed_target, slot_logits
 from jaxplain.attribution.gradients import path_endpoints
 from jaxplain.contracts import Batch, Forward, Params, Taps
 
-PACKABLE: tuple[str, ...] = ("gradient", "saliency", "gradient_x_input", "integrated_gradients")
-"""Methods that give the same scores on packed batches: one backward pass of one logit per
-example, no randomness drawn per token (SmoothGrad's noise would be drawn in the packed layout,
-so its samples, though alike in law, would differ from an unpacked run's)."""
+PACKABLE: tuple[str, ...] = ("gradient", "saliency", "gradient_x_input", "integrated_gradients",
+                             "smoothgrad", "smoothgrad_sq", "vargrad")
+"""Methods that give the same scores on packed batches: backward passes of one logit per
+example. The noise tunnels draw each packed token's noise from its slot's key and its position in
+its own example (:func:`~jaxplain.attribution.smoothing.embedding_noise`), so with a key per slot
+``[B, S]`` a packed example gets the samples it gets alone."""
 
 
 def segment_sums(scores: Float[Array, "B T"], batch: Batch) -> Float[Array, "B S"]:

@@ -10,9 +10,11 @@ registered kernels, with the base method chosen by name through the static ``bas
 exactly as Captum's ``NoiseTunnel`` (it matters for the squared kinds only).
 
 Noise is a pure function of the key: example ``b`` uses ``fold_in(key, b)`` (or ``key[b]`` when a
-key per example ``[B]`` is given, the sweep convention), sample ``k`` folds in ``k`` and token
-``t`` folds in ``t``. An example's noise therefore depends neither on the batch it is in nor on
-how far it is padded, so batch invariance and masked == dropped hold for these methods too.
+key per example ``[B]`` is given, the sweep's and ``jaxplain.attribute``'s convention), sample
+``k`` folds in ``k`` and token ``t`` folds in ``t``, its position in its own example. An
+example's noise therefore depends neither on the batch it is in nor on how far it is padded, nor
+on the packed row it shares (keys ``[B, S]`` per slot), so batch invariance, masked == dropped
+and packed == unpacked hold for these methods too.
 """
 
 import functools
@@ -45,31 +47,49 @@ BASES: dict[str, Method] = {
 _TOKEN_IDS = ("pad_id", "mask_id", "unk_id", "special_ids")
 
 
-def example_keys(key: PRNGKeyArray | None, batch_size: int) -> PRNGKeyArray:
-  """One key per example ``[B]``: ``fold_in(key, b)``, or ``key`` itself when it is ``[B]``."""
+def example_keys(key: PRNGKeyArray | None, batch: Batch) -> PRNGKeyArray:
+  """One key per example: ``[B]``, or ``[B, S]`` per slot of a packed batch.
+
+  A single key gives example ``i`` the key ``fold_in(key, i)``, counting a packed batch's slots
+  row by row (``i = b S + s``). Keys of that shape are used as they are (the sweep's, and
+  ``jaxplain.attribute``'s: ``fold_in(key, text index)``, so a text's noise does not depend on
+  the call, row or slot it lands in).
+  """
   if key is None:
     raise InputError("a noise tunnel needs a PRNG key: pass key=jax.random.key(seed) (or seed= "
                      "to jaxplain.attribute).")
   if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-    key = jax.random.wrap_key_data(key)  # raw uint32 keys [2] or [B, 2]
+    key = jax.random.wrap_key_data(key)  # raw uint32 keys [2], [B, 2] or [B, S, 2]
+  shape = (batch.input_ids.shape[0],) if batch.packing is None else batch.packing.starts.shape
   if key.ndim == 0:
-    return jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(batch_size))
-  if key.shape == (batch_size,):
+    count = int(np.prod(shape))
+    return jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(count)).reshape(shape)
+  if key.shape == shape:
     return key
-  raise InputError(f"key has shape {key.shape}; pass one key, or one per example "
-                   f"({batch_size},).")
+  raise InputError(f"key has shape {key.shape}; pass one key, or one per example {shape}.")
 
 
-def embedding_noise(keys: PRNGKeyArray, sample: Any, shape: tuple[int, int],
+def embedding_noise(keys: PRNGKeyArray, sample: Any, batch: Batch, embedding_size: int,
                     stdev: Any) -> Float[Array, "B T E"]:
-  """Sample ``sample``'s noise ``stdev * N(0, I)`` ``[B, T, E]`` from per-example ``keys [B]``."""
-  t, e = shape
+  """Sample ``sample``'s noise ``stdev * N(0, I)`` ``[B, T, E]`` from the example keys.
 
-  def one(k):  # [T, E]
-    ks = jax.random.fold_in(k, sample)
-    return jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(ks, i), (e,)))(jnp.arange(t))
+  Token ``t`` of an example with key ``k`` draws from ``fold_in(fold_in(k, sample), t)``, ``t``
+  counted from the example's first token: in a packed batch each token reads its slot's key and
+  its position in its own example, so a packed example gets the noise it gets alone.
+  """
+  e = embedding_size
 
-  return jnp.asarray(stdev, jnp.float32) * jax.vmap(one)(keys)
+  def draw(k, position):  # [E]
+    return jax.random.normal(jax.random.fold_in(jax.random.fold_in(k, sample), position), (e,))
+
+  if batch.packing is None:
+    t = batch.input_ids.shape[1]
+    noise = jax.vmap(lambda k: jax.vmap(lambda i: draw(k, i))(jnp.arange(t)))(keys)
+  else:
+    slots = jnp.maximum(batch.packing.segment_ids - 1, 0)  # padding reads slot 0's key
+    token_keys = jax.vmap(lambda row, s: row[s])(keys, slots)  # [B, T]
+    noise = jax.vmap(jax.vmap(draw))(token_keys, batch.packing.position_ids)
+  return jnp.asarray(stdev, jnp.float32) * noise
 
 
 def reduce_samples(scores: Float[Array, "K B T *E"], kind: str) -> Float[Array, "B T *E"]:
@@ -157,8 +177,8 @@ def noise_tunnel(method: Method, *, kind: str = "smoothgrad", samples: int = 10,
       scores = map_steps(lambda n: run(x + n.astype(jnp.float32)), noise, chunk_size,
                          rows=batch.input_ids.size)
     else:
-      keys = example_keys(key, x.shape[0])
-      scores = map_steps(lambda k: run(x + embedding_noise(keys, k, x.shape[1:], stdev)),
+      keys = example_keys(key, batch)
+      scores = map_steps(lambda k: run(x + embedding_noise(keys, k, batch, x.shape[-1], stdev)),
                          jnp.arange(samples), chunk_size, rows=batch.input_ids.size)
     reduced = reduce_samples(scores, kind)  # [B, T] or, per dimension, [B, T, E]
     return masked(reduced.sum(-1) if per_dimension else reduced, batch.attention_mask)

@@ -24,7 +24,9 @@ from _tiny_bert import IDS, make_batch, model
 TEXTS = ["this is a film", "the plot is thin and the acting is wooden but it works",
          "bad", "a triumph of style over substance with great scenes", "meh", "good fun",
          "not good at all", "i laughed and cried and laughed again at the end of it"]
-HYPER = {"integrated_gradients": dict(steps=8)}
+HYPER = {"integrated_gradients": dict(steps=8), "smoothgrad": dict(samples=2),
+         "smoothgrad_sq": dict(samples=2, base="gradient_x_input"),
+         "vargrad": dict(samples=2, base="integrated_gradients", steps=4)}
 TOL = dict(atol=2e-5, rtol=1e-4)
 
 
@@ -89,7 +91,7 @@ def test_baseline_keeps_each_packed_examples_ends_without_special_ids():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(method="smoothgrad"), "does not take packed batches; pack works with"),
+    (dict(method="attnlrp"), "does not take packed batches; pack works with"),
     (dict(target=lambda out: out.logits[:, 0]), "not a callable"),
     (dict(method="integrated_gradients", baseline=np.zeros((4, 32), np.float32)),
      r"per-text arrays \(baseline\)"),
@@ -127,7 +129,8 @@ def _spy(monkeypatch, name):
 @pytest.mark.parametrize("kwargs,packs", [
     (dict(), True),
     (dict(method="integrated_gradients", steps=8, target=1), True),
-    (dict(method="smoothgrad", samples=2), False),           # not packable: length groups
+    (dict(method="smoothgrad", samples=2), True),
+    (dict(method="layer_gradient_x_activation"), False),     # not packable: length groups
     (dict(target=lambda out: out.logits[:, 0]), False),      # a callable target
     (dict(batch_size=4), False),                              # texts per call asked for
     (dict(texts=TEXTS[:1]), False),                           # one text: nothing to pack
@@ -226,3 +229,22 @@ def test_plain_gradients_read_their_logits_off_their_own_pass(monkeypatch, name,
   np.testing.assert_allclose(given.scores, np.asarray(METHODS[name](
       m.forward, m.params, batch.device_part(), jnp.asarray(other), **hyper)), **TOL)
   assert not calls
+
+
+def test_noise_tunnels_draw_each_texts_own_noise_wherever_it_runs(monkeypatch):
+  """SmoothGrad through ``attribute``: text ``i`` draws from ``fold_in(key, i)`` in every layout
+  (one call, length-sorted calls, packed rows), as row ``i`` of ``model.encode(texts)`` does
+  in the kernel called directly with that key."""
+  import jaxplain.api as api  # pylint: disable=g-import-not-at-top
+  m = model()
+  batch = m.encode(TEXTS)
+  predicted = np.asarray(m.outputs(batch).logits).argmax(-1)
+  ref = np.asarray(METHODS["smoothgrad"](m.forward, m.params, batch.device_part(),
+                                         jnp.asarray(predicted), key=jax.random.key(3),
+                                         samples=2))
+  monkeypatch.setattr(api, "auto_token_rows", lambda: 48)  # several calls, filled with repeats
+  for kwargs in (dict(pack=False), dict(pack=True), dict(batch_size=3)):
+    a = jaxplain.attribute(m, TEXTS, "smoothgrad", seed=3, samples=2, **kwargs)
+    np.testing.assert_allclose(a.scores, ref, **TOL)
+  from_batch = jaxplain.attribute(m, batch, "smoothgrad", seed=3, samples=2)
+  np.testing.assert_allclose(from_batch.scores, ref, **TOL)

@@ -20,18 +20,42 @@ def _sg(name="smoothgrad", key=None, **hyper):
   return np.asarray(call(name, BATCH, None, key, hyper=tuple(sorted(hyper.items()))))
 
 
+def _shape(b, t):
+  """A batch of ``b`` rows padded to ``t`` (noise reads shapes and packing, never ids)."""
+  return make_batch([[2, 5, 3]] * b, t=t)
+
+
 def test_noise_is_a_function_of_example_sample_and_position():
   key = jax.random.key(3)
-  keys = example_keys(key, 3)
+  keys = example_keys(key, _shape(3, 8))
   assert jax.random.key_data(keys[1]).tolist() == \
       jax.random.key_data(jax.random.fold_in(key, 1)).tolist()
-  a = embedding_noise(keys, 2, (8, 16), 0.5)
-  b = embedding_noise(keys[1:2], 2, (12, 16), 0.5)  # another batch, more padding
+  a = embedding_noise(keys, 2, _shape(3, 8), 16, 0.5)
+  b = embedding_noise(keys[1:2], 2, _shape(1, 12), 16, 0.5)  # another batch, more padding
   np.testing.assert_array_equal(a[1], b[0, :8])
-  assert not np.allclose(a[1], embedding_noise(keys, 3, (8, 16), 0.5)[1])
-  big = embedding_noise(example_keys(key, 64), 0, (64, 64), 0.5)
+  assert not np.allclose(a[1], embedding_noise(keys, 3, _shape(3, 8), 16, 0.5)[1])
+  big = embedding_noise(example_keys(key, _shape(64, 64)), 0, _shape(64, 64), 64, 0.5)
   np.testing.assert_allclose(float(jnp.std(big)), 0.5, rtol=0.02)
   np.testing.assert_allclose(float(jnp.mean(big)), 0.0, atol=0.01)
+
+
+def test_a_packed_example_draws_the_noise_it_draws_alone():
+  """Slot keys ``[R, S]`` (each example's own key) give every packed token its example's noise
+  at its own position."""
+  from jaxplain.models import pack, unpack  # pylint: disable=g-import-not-at-top
+  keys = example_keys(jax.random.key(5), BATCH)
+  alone = np.asarray(embedding_noise(keys, 1, BATCH, 16, 0.3))  # [B, T, E]
+  (part,), layout = pack(BATCH, 16, 4)
+  part = jax.tree.map(jnp.asarray, part)
+  data = np.zeros(part.packing.starts.shape + (2,), np.uint32)
+  data[layout.row, layout.slot] = np.asarray(jax.random.key_data(keys))
+  packed = embedding_noise(jax.random.wrap_key_data(jnp.asarray(data)), 1, part, 16, 0.3)
+  back = unpack([np.moveaxis(np.asarray(packed), -1, 0)], layout)  # [E, B, T]
+  real = np.asarray(BATCH.attention_mask) > 0
+  np.testing.assert_array_equal(np.moveaxis(back, 0, -1)[real], alone[real])
+  assert example_keys(jax.random.key(5), part).shape == part.packing.starts.shape
+  with pytest.raises(InputError, match="one per example"):
+    example_keys(keys[:2], BATCH)
 
 
 def test_reductions():
