@@ -1,6 +1,6 @@
 """One ``jaxplain.attribute(model, texts, method)`` call end to end, in each layout, vs Captum.
 
-    python experiments/benchmarks/bench_attribute_call.py [--n 512] [--method ig50|gxi]
+    python experiments/benchmarks/bench_attribute_call.py [--n 512] [--method ig50|gxi|smoothgrad10]
         [--layouts one,grouped,packed] [--captum-n N] [--data PATH]
 
 What a user gets from a single call on a list of texts, compile included: each layout runs in a
@@ -12,13 +12,15 @@ the ``--n`` Rotten Tomatoes snippets (the seeded sample of ``bench_gradients.py`
   call (what ``attribute`` did before 2026-12-07);
 - ``grouped``: ``pack=False``: length-sorted calls of about 2048 token rows on the CPU, each padded
   to a bucket (``jaxplain.models.length_groups``);
-- ``packed``: the default, ``pack="auto"``, which packs these methods (sequence packing).
+- ``packed``: the default, ``pack="auto"``, which packs these methods (sequence packing;
+  SmoothGrad since 2026-12-07 09:00 UTC).
 
 Per layout it prints the call's wall time, the time spent tracing, lowering and compiling inside
 it (``jax.monitoring``'s compile events), the compiled shapes, the share of computed token slots
 that are padding, and the process's peak resident memory (``VmHWM``). Captum
 ``LayerIntegratedGradients`` (``--method ig50``) or ``InputXGradient`` (``gxi``) then runs on the
-same weights in this process, batched as ``bench_gradients.py``'s batched row (length-sorted
+same weights in this process (``smoothgrad10``: ``NoiseTunnel(Saliency)``, 10 samples, stdev
+0.15, all 10 in one batch), batched as ``bench_gradients.py``'s batched row (length-sorted
 batches of 32, each padded to its own longest text, IG ``internal_batch_size=64``), after one
 untimed warm-up batch, on ``--captum-n`` of the texts; the ratios are texts/s against texts/s.
 The layouts run one after another, not interleaved: compare them within one run, on an idle
@@ -42,7 +44,8 @@ LAYOUTS = {"one": dict(pack=False, batch_size="n"), "grouped": dict(pack=False),
 COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
                   "/jax/core/compile/jaxpr_to_mlir_module_duration",
                   "/jax/core/compile/backend_compile_duration")
-METHODS = {"ig50": ("integrated_gradients", dict(steps=50)), "gxi": ("gradient_x_input", {})}
+METHODS = {"ig50": ("integrated_gradients", dict(steps=50)), "gxi": ("gradient_x_input", {}),
+           "smoothgrad10": ("smoothgrad", dict(samples=10, stdev=0.15))}
 
 
 def child(args) -> None:
