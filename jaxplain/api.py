@@ -30,7 +30,7 @@ from jaxplain.contracts import Batch, Forward
 from jaxplain.errors import InputError
 from jaxplain.models.grouping import length_groups
 from jaxplain.models.model import Model
-from jaxplain.models.packing import default_row_length, unpack, unpack_slots
+from jaxplain.models.packing import PackLayout, default_row_length, unpack, unpack_slots
 from jaxplain.models.packing import pack as pack_batch
 from jaxplain.result import Attribution, concatenate
 
@@ -407,10 +407,7 @@ def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
       part = jax.tree.map(jnp.asarray, part)
       cls = None
       if target is not None:  # each text's class, placed in its slot (empty slots: class 0)
-        cls = np.zeros(part.packing.starts.shape, np.int32)
-        here = layout.part == j
-        cls[layout.row[here], layout.slot[here]] = per_text[here]
-        cls = jnp.asarray(cls)
+        cls = jnp.asarray(_in_slots(layout, j, part.packing.starts.shape, per_text))
       if fused:  # the logits [R, S, K] of the method's own forward pass
         out, row_logits, cls = run(model.params, part, cls)
         logits.append(np.asarray(row_logits, np.float32))
@@ -421,10 +418,8 @@ def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
                             jnp.int32)
         slot_keys = None
         if name in NOISE_TUNNELS:  # each slot's text's own key
-          index = np.zeros(part.packing.starts.shape, np.int32)
-          here = layout.part == j
-          index[layout.row[here], layout.slot[here]] = np.flatnonzero(here)
-          slot_keys = _text_keys(key, index)
+          slot_keys = _text_keys(key, _in_slots(layout, j, part.packing.starts.shape,
+                                                np.arange(b)))
         out = run(model.params, part, cls, slot_keys)
       scores.append(np.asarray(out, np.float32))
       classes.append(np.asarray(cls))
@@ -436,6 +431,16 @@ def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
   probs = _probabilities(model, unpack_slots(logits, layout))
   return _result(model, batch, texts, pairs, name, hyper, out, target_arr, probs,
                  unpack_slots(deltas, layout) if deltas else None, {})
+
+
+def _in_slots(layout: PackLayout, part: int, shape: tuple[int, ...],
+              values: np.ndarray) -> np.ndarray:
+  """Per-text ``values [B]`` placed in the slots ``[R, S]`` of packed batch ``part``; empty
+  slots hold 0."""
+  out = np.zeros(shape, np.int32)
+  here = layout.part == part
+  out[layout.row[here], layout.slot[here]] = np.asarray(values)[here]
+  return out
 
 
 def _token_ids(model: Model, name: str) -> dict[str, Any]:
