@@ -24,7 +24,7 @@ from jaxplain._progress import progress_bar
 from jaxplain.attribution import (CONVERGENCE_DELTAS, METHODS, PATH_HYPERPARAMETERS,
                                  auto_token_rows, canonical_name)
 from jaxplain.attribution.gradients import GRADIENT_READS, scores_and_logits
-from jaxplain.attribution.packed import PACKABLE, packed_ig_delta
+from jaxplain.attribution.packed import PACKABLE, PACKED_DELTAS
 from jaxplain.attribution.smoothing import KINDS as NOISE_TUNNELS
 from jaxplain.contracts import Batch, Forward
 from jaxplain.errors import InputError
@@ -235,20 +235,26 @@ def _attribute_batch(model: Model, batch: Batch, texts: list[str] | None,
       target_arr = np.broadcast_to(np.asarray(target, np.int32), (b,)).copy()
     tgt = jnp.asarray(target_arr)
   out = np.asarray(fn(model.params, device_batch, tgt, key, **dynamic), np.float32)
-  extra = {}
-  if out.ndim == 3:  # per-layer methods: [L+1, B, T]; the embeddings row is the default view
-    extra["layers"] = out
-    out = out[0]
   deltas = None
   if name in CONVERGENCE_DELTAS:
     deltas = np.asarray(CONVERGENCE_DELTAS[name](
         model.forward, model.params, device_batch, tgt if tgt is not None else target,
-        jnp.asarray(out), **dict(static), **dynamic), np.float32)
-    if "layers" in extra:  # every row's gap: the same f(x) - f(x'), its own sum [L+1, B]
-      layers = extra["layers"]
-      extra["layer_deltas"] = (deltas[None] + layers.sum(-1) - layers[0].sum(-1)).astype(
-          np.float32)
+        jnp.asarray(out[0] if out.ndim == 3 else out), **dict(static), **dynamic), np.float32)
+  out, extra = _layer_rows(out, deltas)
   return _result(model, batch, texts, pairs, name, hyper, out, target_arr, probs, deltas, extra)
+
+
+def _layer_rows(out: np.ndarray, deltas: np.ndarray | None) -> tuple[np.ndarray, dict[str, Any]]:
+  """``(scores [B, T], extra)`` of a method's output. A per-layer method's ``[L+1, B, T]``
+  shows its embeddings row as ``scores`` and keeps every row in ``extra["layers"]``; with a
+  convergence gap of row 0 (``deltas [B]``), every row's gap goes in ``extra["layer_deltas"]``
+  ``[L+1, B]``: the same ``f(x) - f(x')``, each row's own sum."""
+  if out.ndim != 3:
+    return out, {}
+  extra = {"layers": out}
+  if deltas is not None:
+    extra["layer_deltas"] = (deltas[None] + out.sum(-1) - out[0].sum(-1)).astype(np.float32)
+  return out[0], extra
 
 
 def _result(model: Model, batch: Batch, texts: list[str] | None, pairs: list[str] | None,
@@ -373,10 +379,10 @@ def _check_packable(model: Model, name: str, target: Any, hyper: dict[str, Any])
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled_packed_delta(static_hyper: tuple[tuple[str, Hashable], ...],
+def _compiled_packed_delta(name: str, static_hyper: tuple[tuple[str, Hashable], ...],
                            forward: Forward) -> Callable:
-  """Jitted :func:`~jaxplain.attribution.packed_ig_delta`: IG's gap per slot ``[B, S]``."""
-  return _jit(lambda params, batch, classes, scores: packed_ig_delta(
+  """Jitted ``PACKED_DELTAS[name]``: e.g. IG's gap per slot ``[B, S]``."""
+  return _jit(lambda params, batch, classes, scores: PACKED_DELTAS[name](
       forward, params, batch, classes, scores, **dict(static_hyper)))
 
 
@@ -397,8 +403,8 @@ def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
   # (jaxplain.attribution._common.resolve_target).
   fused = _reads_logits(name, target, static, {})
   run = (_compiled_with_logits if fused else compiled)(name, static, model.forward)
-  delta_fn = (_compiled_packed_delta(static, model.forward)
-              if name == "integrated_gradients" else None)
+  delta_fn = (_compiled_packed_delta(name, static, model.forward)
+              if name in PACKED_DELTAS else None)
   if target is not None:
     per_text = np.broadcast_to(np.asarray(target, np.int32), (b,))
   scores, logits, classes, deltas = [], [], [], []
@@ -423,14 +429,16 @@ def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
         out = run(model.params, part, cls, slot_keys)
       scores.append(np.asarray(out, np.float32))
       classes.append(np.asarray(cls))
-      if delta_fn is not None:
-        deltas.append(np.asarray(delta_fn(model.params, part, cls, out), np.float32))
+      if delta_fn is not None:  # of the embeddings row, for per-layer methods [L+1, R, T]
+        deltas.append(np.asarray(delta_fn(model.params, part, cls,
+                                          out[0] if out.ndim == 3 else out), np.float32))
       advance(int((layout.part == j).sum()))
-  out = unpack(scores, layout)
+  # Padding scores 0 in every row, so each text's per-layer sums match its unpacked ones.
+  out, extra = _layer_rows(unpack(scores, layout), unpack_slots(deltas, layout) if deltas else None)
   target_arr = unpack_slots(classes, layout).astype(np.int32)
   probs = _probabilities(model, unpack_slots(logits, layout))
   return _result(model, batch, texts, pairs, name, hyper, out, target_arr, probs,
-                 unpack_slots(deltas, layout) if deltas else None, {})
+                 unpack_slots(deltas, layout) if deltas else None, extra)
 
 
 def _in_slots(layout: PackLayout, part: int, shape: tuple[int, ...],

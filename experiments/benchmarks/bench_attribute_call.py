@@ -1,7 +1,8 @@
 """One ``jaxplain.attribute(model, texts, method)`` call end to end, in each layout, vs Captum.
 
-    python experiments/benchmarks/bench_attribute_call.py [--n 512] [--method ig50|gxi|smoothgrad10]
-        [--layouts one,grouped,packed] [--captum-n N] [--data PATH]
+    python experiments/benchmarks/bench_attribute_call.py [--n 512]
+        [--method ig50|gxi|smoothgrad10|lgxa|lig50] [--layouts one,grouped,packed]
+        [--captum-n N] [--data PATH]
 
 What a user gets from a single call on a list of texts, compile included: each layout runs in a
 fresh Python process (no compiled program carried over), which loads the default model, reads
@@ -13,14 +14,16 @@ the ``--n`` Rotten Tomatoes snippets (the seeded sample of ``bench_gradients.py`
 - ``grouped``: ``pack=False``: length-sorted calls of about 2048 token rows on the CPU, each padded
   to a bucket (``jaxplain.models.length_groups``);
 - ``packed``: the default, ``pack="auto"``, which packs these methods (sequence packing;
-  SmoothGrad since 2026-12-07 09:00 UTC).
+  SmoothGrad since 2026-12-07 09:00 UTC, the layer variants since 2026-12-07 11:00 UTC).
 
 Per layout it prints the call's wall time, the time spent tracing, lowering and compiling inside
 it (``jax.monitoring``'s compile events), the compiled shapes, the share of computed token slots
 that are padding, and the process's peak resident memory (``VmHWM``). Captum
 ``LayerIntegratedGradients`` (``--method ig50``) or ``InputXGradient`` (``gxi``) then runs on the
 same weights in this process (``smoothgrad10``: ``NoiseTunnel(Saliency)``, 10 samples, stdev
-0.15, all 10 in one batch), batched as ``bench_gradients.py``'s batched row (length-sorted
+0.15, all 10 in one batch; ``lgxa``: ``LayerGradientXActivation`` on the embeddings and the 6
+encoder layers in one pass; ``lig50``: ``LayerIntegratedGradients`` on each of the 7 in turn,
+against jaxplain's Captum-exact ``path="layer"``), batched as ``bench_gradients.py``'s batched row (length-sorted
 batches of 32, each padded to its own longest text, IG ``internal_batch_size=64``), after one
 untimed warm-up batch, on ``--captum-n`` of the texts; the ratios are texts/s against texts/s.
 The layouts run one after another, not interleaved: compare them within one run, on an idle
@@ -45,7 +48,10 @@ COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
                   "/jax/core/compile/jaxpr_to_mlir_module_duration",
                   "/jax/core/compile/backend_compile_duration")
 METHODS = {"ig50": ("integrated_gradients", dict(steps=50)), "gxi": ("gradient_x_input", {}),
-           "smoothgrad10": ("smoothgrad", dict(samples=10, stdev=0.15))}
+           "smoothgrad10": ("smoothgrad", dict(samples=10, stdev=0.15)),
+           "lgxa": ("layer_gradient_x_activation", {}),
+           # Captum-exact layer IG (an IG run from each of the L+1 hidden states), as Captum runs.
+           "lig50": ("layer_integrated_gradients", dict(steps=50, path="layer"))}
 
 
 def child(args) -> None:
@@ -88,7 +94,7 @@ def child(args) -> None:
   a = jaxplain.attribute(model, texts, name, target=None, **options, **hyper)
   wall = time.perf_counter() - t0
   real = int(a.attention_mask.sum())
-  np.save(args.scores, a.scores)
+  np.save(args.scores, a.extra.get("layers", a.scores))  # every layer's rows, if it has them
   print(json.dumps(dict(layout=args.layout, wall=wall, compile=sum(compile_s),
                         shapes=sorted(shapes), slots=slots[0], real=real,
                         rss=peak_rss_gib())))

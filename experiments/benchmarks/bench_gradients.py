@@ -175,12 +175,16 @@ def interleaved(runners: dict, settle: float = 0.5) -> dict:
 
 
 class CaptumRunner:
-  """Captum on the HF model: LIG on the word embeddings, InputXGradient, NoiseTunnel(Saliency)."""
+  """Captum on the HF model: LIG on the word embeddings, InputXGradient, NoiseTunnel(Saliency);
+  for ``bench_attribute_call.py`` also the layer variants on the embeddings and every encoder
+  layer: ``LayerGradientXActivation`` on all of them in one pass (``lgxa``) and
+  ``LayerIntegratedGradients`` on each in turn (``lig50``, ``L+1`` runs: Captum integrates one
+  layer at a time)."""
 
   def __init__(self, torch_model, tokenizer):
     import torch  # pylint: disable=g-import-not-at-top
-    from captum.attr import (InputXGradient, LayerIntegratedGradients, NoiseTunnel,  # pylint: disable=g-import-not-at-top
-                             Saliency)
+    from captum.attr import (InputXGradient, LayerGradientXActivation,  # pylint: disable=g-import-not-at-top
+                             LayerIntegratedGradients, NoiseTunnel, Saliency)
     self.torch, self.model = torch, torch_model
     self.pad = tokenizer.pad_token_id
     self.specials = set(tokenizer.all_special_ids) - {tokenizer.pad_token_id,
@@ -195,6 +199,9 @@ class CaptumRunner:
     self.ixg = InputXGradient(f_emb)
     self.nt = NoiseTunnel(Saliency(f_emb))
     self.f_ids = f_ids
+    layers = [torch_model.bert.embeddings] + list(torch_model.bert.encoder.layer)
+    self.lgxa = LayerGradientXActivation(f_ids, layers)
+    self.lig_layers = [LayerIntegratedGradients(f_ids, layer) for layer in layers]
 
   def tensors(self, ids, mask, types):
     t = self.torch
@@ -213,6 +220,12 @@ class CaptumRunner:
     if method == "ig50":
       return self.lig.attribute(ids, baselines=base, target=target, additional_forward_args=extra,
                                 n_steps=50, internal_batch_size=internal_batch_size)
+    if method == "lgxa":
+      return self.lgxa.attribute(ids, target=target, additional_forward_args=extra)
+    if method == "lig50":
+      return [lig.attribute(ids, baselines=base, target=target, additional_forward_args=extra,
+                            n_steps=50, internal_batch_size=internal_batch_size)
+              for lig in self.lig_layers]
     emb = self.table(ids).detach()
     if method == "gxi":
       return self.ixg.attribute(emb, target=target, additional_forward_args=extra)

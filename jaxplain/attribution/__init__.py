@@ -22,7 +22,7 @@ from jaxplain.attribution.gradients import (PER_DIMENSION, gradient, gradient_di
                                             scores_and_logits, scores_from_gradient)
 from jaxplain.attribution.layers import layer_gradient_x_activation, layer_integrated_gradients
 from jaxplain.attribution.heads import HeadMasks, compute_head_masks, random_head_mask
-from jaxplain.attribution.packed import PACKABLE, packed_ig_delta, packed_target
+from jaxplain.attribution.packed import PACKABLE, PACKED_DELTAS, packed_ig_delta, packed_target
 from jaxplain.attribution.lrp import (attnlrp, cp_lrp, full_lrp, gae, lrp_embedding_relevance,
                                     lrp_layer_relevance, mask_lrp)
 from jaxplain.attribution import diffmask, lafa  # submodules: their kernels share their names
@@ -100,7 +100,8 @@ def canonical_name(method: str) -> str:
   return name
 
 
-__all__ = ["ALIASES", "CONVERGENCE_DELTAS", "PACKABLE", "packed_ig_delta", "packed_target",
+__all__ = ["ALIASES", "CONVERGENCE_DELTAS", "PACKABLE", "PACKED_DELTAS", "packed_ig_delta",
+           "packed_target",
            "PATH_HYPERPARAMETERS", "attention_pooling", "l2x", "METHODS", "canonical_name",
            "att_gradcam", "attcat",
            "attention_gradient", "attention_rollout", "attention_x_gradient", "attnlrp", "cp_lrp",

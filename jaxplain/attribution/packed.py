@@ -2,10 +2,10 @@
 
 A packed batch's logits are ``[B, S, C]``, one row per slot. Examples in a row do not interact
 (attention stays inside each example), so the gradient of the sum of every slot's target logit
-with respect to the word embeddings is, token by token, the gradient of that token's own
-example: the kernels of :data:`PACKABLE` run unchanged with :func:`packed_target` as a callable
-target, and their ``[B, T]`` scores are each example's own. :func:`packed_ig_delta` gives IG's
-completeness gap per slot.
+with respect to the word embeddings (or any hidden state) is, token by token, the gradient of
+that token's own example: the kernels of :data:`PACKABLE` run unchanged with
+:func:`packed_target` as a callable target, and their ``[B, T]`` (per-layer: ``[L+1, B, T]``)
+scores are each example's own. :func:`packed_ig_delta` gives IG's completeness gap per slot.
 
 ``target=None`` on a packed batch is each slot's predicted class
 (:func:`~jaxplain.attribution._common.resolve_target`); the plain gradient methods find it from
@@ -22,11 +22,21 @@ from jaxplain.attribution.gradients import path_endpoints
 from jaxplain.contracts import Batch, Forward, Params, Taps
 
 PACKABLE: tuple[str, ...] = ("gradient", "saliency", "gradient_x_input", "integrated_gradients",
-                             "smoothgrad", "smoothgrad_sq", "vargrad")
+                             "smoothgrad", "smoothgrad_sq", "vargrad",
+                             "layer_gradient_x_activation", "layer_integrated_gradients",
+                             "attnlrp", "cp_lrp")
 """Methods that give the same scores on packed batches: backward passes of one logit per
-example. The noise tunnels draw each packed token's noise from its slot's key and its position in
-its own example (:func:`~jaxplain.attribution.smoothing.embedding_noise`), so with a key per slot
-``[B, S]`` a packed example gets the samples it gets alone."""
+example, through the word embeddings or (the layer variants) every hidden state, under the
+plain gradient rules or an LRP rule set (AttnLRP, CP-LRP: the same backward pass with other
+local rules, :mod:`jaxplain.attribution.lrp`). The noise tunnels draw each packed token's noise
+from its slot's key and its position in its own example
+(:func:`~jaxplain.attribution.smoothing.embedding_noise`), so with a key per slot ``[B, S]`` a
+packed example gets the samples it gets alone.
+
+Not here: the attention methods and the Chefer-style relprop kernels (rollout, GAE, Mask-LRP,
+full LRP...), which read each example's [CLS] row of the attention maps by position, and the
+seed methods: DiffMask and LAFA take per-text state (gates, reference pools), and decoded layer
+saliency's scores change when packed (checked on the test suite's tiny BERT)."""
 
 
 def segment_sums(scores: Float[Array, "B T"], batch: Batch) -> Float[Array, "B S"]:
@@ -55,4 +65,11 @@ def packed_ig_delta(forward: Forward, params: Params, batch: Batch, classes: Int
   return segment_sums(scores, batch) - (fx - f0)
 
 
-__all__ = ["PACKABLE", "packed_ig_delta", "packed_target", "segment_sums", "slot_logits"]
+PACKED_DELTAS = {"integrated_gradients": packed_ig_delta,
+                 # Of layer IG's embeddings row, as CONVERGENCE_DELTAS has it unpacked.
+                 "layer_integrated_gradients": packed_ig_delta}
+"""Per-slot ``[B, S]`` counterparts of ``CONVERGENCE_DELTAS`` for packed batches."""
+
+
+__all__ = ["PACKABLE", "PACKED_DELTAS", "packed_ig_delta", "packed_target", "segment_sums",
+           "slot_logits"]

@@ -61,9 +61,9 @@ def explain(
                           ] = None,
     pack: Annotated[Optional[bool], typer.Option(
         "--pack/--no-pack", help="Pack several texts per row instead of padding each (sequence "
-        "packing): the same scores with less padding, for gradient, saliency, gradient_x_input "
-        "and integrated_gradients on classifiers [default: pack when it can and --batch-size "
-        "is not given].", show_default=False)] = None,
+        "packing): the same scores with less padding, for the gradient family (noise tunnels "
+        "and layer variants included), attnlrp and cp_lrp on classifiers [default: pack when "
+        "it can and --batch-size is not given].", show_default=False)] = None,
     aggregate: Annotated[str, typer.Option(
         "--aggregate", help="Word pieces -> words: sum, mean, max or abs_sum.")] = "sum",
     tokens: Annotated[bool, typer.Option(

@@ -26,21 +26,30 @@ TEXTS = ["this is a film", "the plot is thin and the acting is wooden but it wor
          "not good at all", "i laughed and cried and laughed again at the end of it"]
 HYPER = {"integrated_gradients": dict(steps=8), "smoothgrad": dict(samples=2),
          "smoothgrad_sq": dict(samples=2, base="gradient_x_input"),
-         "vargrad": dict(samples=2, base="integrated_gradients", steps=4)}
+         "vargrad": dict(samples=2, base="integrated_gradients", steps=4),
+         "layer_integrated_gradients": dict(steps=4)}
+# Each packable method with its HYPER, and variants that lay out differently.
+CASES = [(name, HYPER.get(name, {})) for name in PACKABLE] + [
+    ("layer_integrated_gradients", dict(steps=4, path="layer")),  # L+1 runs from each layer
+    ("attnlrp", dict(include="all")),  # position relevance: each packed text's own positions
+]
 TOL = dict(atol=2e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("name", PACKABLE)
-def test_packed_attributions_equal_unpacked(name):
-  hyper = HYPER.get(name, {})
+@pytest.mark.parametrize("name,hyper", CASES)
+def test_packed_attributions_equal_unpacked(name, hyper):
   plain = jaxplain.attribute(model(), TEXTS, name, pack=False, **hyper)
   packed = jaxplain.attribute(model(), TEXTS, name, pack=True, **hyper)
   np.testing.assert_allclose(packed.scores, plain.scores, **TOL)
   np.testing.assert_array_equal(packed.target, plain.target)
   np.testing.assert_allclose(packed.probabilities, plain.probabilities, atol=1e-6)
   assert packed.tokens == plain.tokens and packed.texts == plain.texts
-  if name == "integrated_gradients":
+  assert set(packed.extra) == set(plain.extra)
+  for k, v in plain.extra.items():  # per-layer methods: every row [L+1, B, T] and its gap
+    np.testing.assert_allclose(packed.extra[k], v, **TOL)
+  if name in ("integrated_gradients", "layer_integrated_gradients"):
     np.testing.assert_allclose(packed.deltas, plain.deltas, atol=1e-5)
+    assert name == "integrated_gradients" or set(plain.extra) == {"layers", "layer_deltas"}
   else:
     assert packed.deltas is None
 
@@ -91,7 +100,7 @@ def test_baseline_keeps_each_packed_examples_ends_without_special_ids():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(method="attnlrp"), "does not take packed batches; pack works with"),
+    (dict(method="gae"), "does not take packed batches; pack works with"),
     (dict(target=lambda out: out.logits[:, 0]), "not a callable"),
     (dict(method="integrated_gradients", baseline=np.zeros((4, 32), np.float32)),
      r"per-text arrays \(baseline\)"),
@@ -130,7 +139,8 @@ def _spy(monkeypatch, name):
     (dict(), True),
     (dict(method="integrated_gradients", steps=8, target=1), True),
     (dict(method="smoothgrad", samples=2), True),
-    (dict(method="layer_gradient_x_activation"), False),     # not packable: length groups
+    (dict(method="layer_gradient_x_activation"), True),      # all layers' rows unpacked
+    (dict(method="rollout"), False),                          # not packable: length groups
     (dict(target=lambda out: out.logits[:, 0]), False),      # a callable target
     (dict(batch_size=4), False),                              # texts per call asked for
     (dict(texts=TEXTS[:1]), False),                           # one text: nothing to pack
