@@ -22,8 +22,7 @@ import numpy as np
 from jaxplain._compile import jit as _jit
 from jaxplain._progress import progress_bar
 from jaxplain.attribution import (CONVERGENCE_DELTAS, METHODS, PATH_HYPERPARAMETERS,
-                                 auto_token_rows, canonical_name)
-from jaxplain.attribution.gradients import GRADIENT_READS, scores_and_logits
+                                 WITH_LOGITS, auto_token_rows, canonical_name)
 from jaxplain.attribution.packed import PACKABLE, PACKED_DELTAS
 from jaxplain.attribution.smoothing import KINDS as NOISE_TUNNELS
 from jaxplain.contracts import Batch, Forward
@@ -220,8 +219,9 @@ def _attribute_batch(model: Model, batch: Batch, texts: list[str] | None,
     classes = None if target is None else np.broadcast_to(np.asarray(target, np.int32), (b,))
     out, logits, classes = _compiled_with_logits(name, static, model.forward)(
         model.params, device_batch, classes)
-    return _result(model, batch, texts, pairs, name, hyper, np.asarray(out, np.float32),
-                   np.asarray(classes, np.int32), _probabilities(model, logits), None, {})
+    out, extra = _layer_rows(np.asarray(out, np.float32), None)
+    return _result(model, batch, texts, pairs, name, hyper, out, np.asarray(classes, np.int32),
+                   _probabilities(model, logits), None, extra)
   logits = np.asarray(model.outputs(batch).logits, np.float32)
   probs = _probabilities(model, logits)
   if callable(target):
@@ -284,18 +284,21 @@ def _text_keys(key: jax.Array, index: np.ndarray) -> jax.Array:
 def _reads_logits(name: str, target: Any, static: tuple[tuple[str, Hashable], ...],
                   dynamic: dict[str, Any]) -> bool:
   """Whether the call can take its logits from the method's own pass
-  (:func:`~jaxplain.attribution.gradients.scores_and_logits`): a plain gradient method with a
-  class target and no hyperparameters but ``norm`` and ``rules``."""
-  return (name in GRADIENT_READS and not callable(target) and not dynamic
-          and all(k in ("norm", "rules") for k, _ in static))
+  (:data:`~jaxplain.attribution.WITH_LOGITS`): such a method, a class target, and only
+  hyperparameters that its ``WITH_LOGITS`` function takes."""
+  if name not in WITH_LOGITS or callable(target) or dynamic:
+    return False
+  takes = inspect.signature(WITH_LOGITS[name]).parameters
+  return all(takes.get(k) is not None and takes[k].kind == inspect.Parameter.KEYWORD_ONLY
+             for k, _ in static)
 
 
 @functools.lru_cache(maxsize=64)
 def _compiled_with_logits(name: str, static_hyper: tuple[tuple[str, Hashable], ...],
                           forward: Forward) -> Callable:
-  """Jitted ``(params, batch, classes) -> (scores, logits, classes)`` of ``scores_and_logits``."""
-  return _jit(lambda params, batch, classes: scores_and_logits(
-      name, forward, params, batch, classes, **dict(static_hyper)))
+  """Jitted ``(params, batch, classes) -> (scores, logits, classes)`` of ``WITH_LOGITS[name]``."""
+  return _jit(lambda params, batch, classes: WITH_LOGITS[name](
+      forward, params, batch, classes, **dict(static_hyper)))
 
 
 def _probabilities(model: Model, logits: Any) -> np.ndarray | None:
@@ -433,12 +436,12 @@ def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
         deltas.append(np.asarray(delta_fn(model.params, part, cls,
                                           out[0] if out.ndim == 3 else out), np.float32))
       advance(int((layout.part == j).sum()))
+  deltas = unpack_slots(deltas, layout) if deltas else None
   # Padding scores 0 in every row, so each text's per-layer sums match its unpacked ones.
-  out, extra = _layer_rows(unpack(scores, layout), unpack_slots(deltas, layout) if deltas else None)
+  out, extra = _layer_rows(unpack(scores, layout), deltas)
   target_arr = unpack_slots(classes, layout).astype(np.int32)
   probs = _probabilities(model, unpack_slots(logits, layout))
-  return _result(model, batch, texts, pairs, name, hyper, out, target_arr, probs,
-                 unpack_slots(deltas, layout) if deltas else None, extra)
+  return _result(model, batch, texts, pairs, name, hyper, out, target_arr, probs, deltas, extra)
 
 
 def _in_slots(layout: PackLayout, part: int, shape: tuple[int, ...],

@@ -23,9 +23,9 @@ that are padding, and the process's peak resident memory (``VmHWM``). Captum
 same weights in this process (``smoothgrad10``: ``NoiseTunnel(Saliency)``, 10 samples, stdev
 0.15, all 10 in one batch; ``lgxa``: ``LayerGradientXActivation`` on the embeddings and the 6
 encoder layers in one pass; ``lig50``: ``LayerIntegratedGradients`` on each of the 7 in turn,
-against jaxplain's Captum-exact ``path="layer"``), batched as ``bench_gradients.py``'s batched row (length-sorted
-batches of 32, each padded to its own longest text, IG ``internal_batch_size=64``), after one
-untimed warm-up batch, on ``--captum-n`` of the texts; the ratios are texts/s against texts/s.
+against jaxplain's Captum-exact ``path="layer"``), batched as ``bench_gradients.py``'s batched
+row (length-sorted batches of 32, each padded to its own longest text, IG
+``internal_batch_size=64``), after one untimed warm-up batch, on ``--captum-n`` of the texts; the ratios are texts/s against texts/s.
 The layouts run one after another, not interleaved: compare them within one run, on an idle
 machine. Scores of every layout are checked against the ``one`` layout's.
 """

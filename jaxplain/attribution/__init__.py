@@ -7,8 +7,12 @@ submodule stays reachable: ``jaxplain.attribution.lafa.lafa`` and
 ``METHODS`` is a literal table from name to kernel (no import-time registration);
 ``ALIASES`` maps short names (``"ig"``) onto it; ``CONVERGENCE_DELTAS`` holds, for methods that
 define one, ``delta(forward, params, batch, target, scores, **hyper) -> [B]`` (for per-layer
-methods, of the embeddings row ``scores[0]``).
+methods, of the embeddings row ``scores[0]``); ``WITH_LOGITS`` holds, for methods whose one
+backward pass also gives the logits, ``fn(forward, params, batch, classes, **hyper) -> (scores,
+logits, classes)``.
 """
+
+import functools
 
 from jaxplain.attribution._quadrature import auto_token_rows
 from jaxplain.attribution.attention import (att_gradcam, attcat, attention_gradient,
@@ -20,11 +24,13 @@ from jaxplain.attribution.gradients import (PER_DIMENSION, gradient, gradient_di
                                             ig_convergence_delta, integrated_gradients,
                                             integrated_gradients_dims, saliency, saliency_dims,
                                             scores_and_logits, scores_from_gradient)
-from jaxplain.attribution.layers import layer_gradient_x_activation, layer_integrated_gradients
+from jaxplain.attribution.layers import (layer_gradient_x_activation,
+                                         layer_gradient_x_activation_and_logits,
+                                         layer_integrated_gradients)
 from jaxplain.attribution.heads import HeadMasks, compute_head_masks, random_head_mask
 from jaxplain.attribution.packed import PACKABLE, PACKED_DELTAS, packed_ig_delta, packed_target
 from jaxplain.attribution.lrp import (attnlrp, cp_lrp, full_lrp, gae, lrp_embedding_relevance,
-                                    lrp_layer_relevance, mask_lrp)
+                                    lrp_layer_relevance, lrp_scores_and_logits, mask_lrp)
 from jaxplain.attribution import diffmask, lafa  # submodules: their kernels share their names
 from jaxplain.attribution.lafa import build_index
 from jaxplain.attribution.selectors import attention_pooling, l2x, load_selector
@@ -89,6 +95,19 @@ CONVERGENCE_DELTAS = {
     "layer_integrated_gradients": ig_convergence_delta,
 }
 
+WITH_LOGITS = {
+    **{name: functools.partial(scores_and_logits, name)
+       for name in ("gradient", "saliency", "gradient_x_input")},
+    "layer_gradient_x_activation": layer_gradient_x_activation_and_logits,
+    "attnlrp": functools.partial(lrp_scores_and_logits, "attnlrp"),
+    "cp_lrp": functools.partial(lrp_scores_and_logits, "cp-lrp"),
+}
+"""Methods of one forward and one backward pass, whose forward gives the logits:
+``fn(forward, params, batch, classes, **hyper) -> (scores, logits, classes)``, with ``classes``
+an int, one per example (per slot when packed) or ``None`` (the predicted class).
+:func:`jaxplain.attribute` reads the probabilities and the explained class from them instead of
+running a forward pass of its own; each ``fn`` takes the hyperparameters it names."""
+
 
 def canonical_name(method: str) -> str:
   """The ``METHODS`` key for ``method`` or an alias; :class:`InputError` listing valid names."""
@@ -100,7 +119,8 @@ def canonical_name(method: str) -> str:
   return name
 
 
-__all__ = ["ALIASES", "CONVERGENCE_DELTAS", "PACKABLE", "PACKED_DELTAS", "packed_ig_delta",
+__all__ = ["ALIASES", "CONVERGENCE_DELTAS", "PACKABLE", "PACKED_DELTAS", "WITH_LOGITS",
+           "layer_gradient_x_activation_and_logits", "lrp_scores_and_logits", "packed_ig_delta",
            "packed_target",
            "PATH_HYPERPARAMETERS", "attention_pooling", "l2x", "METHODS", "canonical_name",
            "att_gradcam", "attcat",

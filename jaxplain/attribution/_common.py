@@ -135,12 +135,31 @@ def logits_and_grad(forward: Forward, params: Params, batch: Batch,
   logit; ``None`` picks the largest, the predicted class. Empty slots get no cotangent.
   """
   x = embed(forward, params, batch).astype(jnp.float32)
-  rows = (batch.input_ids.shape[0],) if batch.packing is None else batch.packing.starts.shape
+  rows = example_axes(batch)
 
   def logits_of(e):
     return forward(params, batch, Taps(word_embeddings=e, rules=rules)).logits.reshape(rows + (-1,))
 
   logits, pullback = jax.vjp(logits_of, x)
+  classes, cotangent = class_cotangent(logits, classes, batch)
+  (g,) = pullback(cotangent)
+  return logits, classes, x, g
+
+
+def example_axes(batch: Batch) -> tuple[int, ...]:
+  """The axes of per-example values (logits, keys): ``(B,)``, or ``(B, S)`` slots when packed."""
+  return (batch.input_ids.shape[0],) if batch.packing is None else batch.packing.starts.shape
+
+
+def class_cotangent(logits: Float[Array, "... K"], classes: Int[Array, "..."] | int | None,
+                    batch: Batch) -> tuple[Int[Array, "..."], Float[Array, "... K"]]:
+  """``(classes, one-hot cotangent)`` that pulls back the explained logit of each example.
+
+  ``logits`` are ``[B, K]`` (``[B, S, K]`` per slot when packed); ``classes`` an int, one per
+  example (slot), or ``None``: the largest logit, the predicted class. Empty slots of a packed
+  batch get a zero cotangent.
+  """
+  rows = logits.shape[:-1]
   if classes is None:
     classes = jnp.argmax(logits, axis=-1).astype(jnp.int32)
   else:
@@ -148,5 +167,4 @@ def logits_and_grad(forward: Forward, params: Params, batch: Batch,
   cotangent = jax.nn.one_hot(classes, logits.shape[-1], dtype=logits.dtype)
   if batch.packing is not None:
     cotangent = cotangent * (batch.packing.starts >= 0)[..., None].astype(logits.dtype)
-  (g,) = pullback(cotangent)
-  return logits, classes, x, g
+  return classes, cotangent

@@ -11,9 +11,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from jaxplain.attribution._common import masked, resolve_target, target_logit
+from jaxplain.attribution._common import (class_cotangent, example_axes, masked, resolve_target,
+                                          target_logit)
 from jaxplain.attribution._quadrature import check_chunk_size, map_steps, quadrature_table
 from jaxplain.attribution.gradients import path_endpoints
 from jaxplain.contracts import Batch, Forward, Params, Target, Taps
@@ -58,9 +59,42 @@ def layer_gradient_x_activation(forward: Forward, params: Params, batch: Batch,
     ``H`` (row 0: ``model.bert.embeddings``), for all layers in one backward pass.
   """
   del key
+  if embeddings is None and not callable(target):  # classes: one pass finds and explains them
+    return layer_gradient_x_activation_and_logits(forward, params, batch, target)[0]
   target = resolve_target(forward, params, batch, target)
   grads, hidden = hidden_grads(forward, params, batch, target, embeddings)
   return masked(jnp.sum(grads * hidden, axis=-1), batch.attention_mask[None])
+
+
+def layer_gradient_x_activation_and_logits(
+    forward: Forward, params: Params, batch: Batch, classes: Int[Array, "..."] | int | None = None
+) -> tuple[Float[Array, "L1 B T"], Float[Array, "..."], Int[Array, "..."]]:
+  """:func:`layer_gradient_x_activation` with the logits of its own forward pass.
+
+  The logits are the primal output of the ``jax.vjp`` whose pullback gives every hidden state's
+  gradient, so the predicted class (``classes=None``) and the probabilities that
+  :func:`jaxplain.attribute` reports cost no forward pass of their own (a third of this
+  method's work).
+
+  Args:
+    forward, params, batch: the model and a ``[B, T]`` batch (packed or not).
+    classes: class per example (``[B, S]`` per slot when packed), an int, or ``None`` (the
+      predicted class).
+  Returns:
+    ``(scores [L+1, B, T], logits [B, K] or [B, S, K], classes)``.
+  """
+  rows = example_axes(batch)
+  shape = jax.eval_shape(lambda: forward(params, batch, Taps()).hidden).shape
+
+  def logits_of(delta):
+    out = forward(params, batch, Taps(hidden_delta=delta))
+    return out.logits.reshape(rows + (-1,)), out.hidden
+
+  logits, pullback, hidden = jax.vjp(logits_of, jnp.zeros(shape, jnp.float32), has_aux=True)
+  classes, cotangent = class_cotangent(logits, classes, batch)
+  (grads,) = pullback(cotangent)
+  return (masked(jnp.sum(grads * hidden, axis=-1), batch.attention_mask[None]), logits,
+          classes)
 
 
 def layer_integrated_gradients(forward: Forward, params: Params, batch: Batch,

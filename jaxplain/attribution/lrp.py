@@ -35,10 +35,10 @@ import functools
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from jaxplain.attribution import _relprop
-from jaxplain.attribution._common import masked, resolve_target, target_logit
+from jaxplain.attribution._common import logits_and_grad, masked, resolve_target, target_logit
 from jaxplain.contracts import Batch, Forward, Params, Taps, Target
 from jaxplain.errors import InputError
 from jaxplain.models.rules import (ACTIVATION_FNS, RULE_SETS, RuleSet, register_rule_set,
@@ -173,13 +173,52 @@ def lrp_layer_relevance(forward: Forward, params: Params, batch: Batch, target: 
   return masked(jnp.sum(g * hidden, -1), batch.attention_mask)
 
 
-def _lrp_kernel(rules: str, forward, params, batch, target, key, include):
-  del key
+def _check_include(include: str) -> None:
   if include not in ("word", "all"):
     raise InputError(f"include {include!r} is unknown; use 'word' (word embeddings only, as "
                      "lxt) or 'all' (word + position + token type).")
+
+
+def _lrp_kernel(rules: str, forward, params, batch, target, key, include):
+  del key
+  _check_include(include)
+  if not callable(target):  # classes: one pass finds and explains them
+    return lrp_scores_and_logits(rules, forward, params, batch, target, include=include)[0]
   parts = lrp_embedding_relevance(forward, params, batch, target, rules=rules)
   return parts[0] if include == "word" else parts.sum(0)
+
+
+def lrp_scores_and_logits(rules: str, forward: Forward, params: Params, batch: Batch,
+                          classes: Int[Array, "..."] | int | None = None, *,
+                          include: str = "word"
+                          ) -> tuple[Float[Array, "B T"], Float[Array, "..."], Int[Array, "..."]]:
+  """:func:`attnlrp` / :func:`cp_lrp` (by ``rules``) with the logits of their own forward pass.
+
+  The rule sets change the backward pass only, so the primal output of the ``jax.vjp`` that
+  gives the relevance is the model's logits: the predicted class (``classes=None``) and the
+  probabilities :func:`jaxplain.attribute` reports cost no forward pass of their own.
+
+  Args:
+    rules: ``"attnlrp"`` or ``"cp-lrp"``.
+    forward, params, batch: the model and a ``[B, T]`` batch (packed or not).
+    classes: class per example (``[B, S]`` per slot when packed), an int, or ``None`` (the
+      predicted class).
+    include: ``"word"`` or ``"all"``, as for :func:`attnlrp`.
+  Returns:
+    ``(scores [B, T], logits [B, K] or [B, S, K], classes)``.
+  """
+  _check_include(include)
+  logits, classes, x, g = logits_and_grad(forward, params, batch, classes, rules)
+  if include == "word":
+    return masked(jnp.einsum("bte,bte->bt", x, g), batch.attention_mask), logits, classes
+  # Position and token-type shares (lrp_embedding_relevance); XLA keeps only the embedding
+  # layer of this second call.
+  parts = forward(params, batch, Taps()).embedding_parts
+  if parts is None:
+    raise InputError("this model's forward does not report embedding_parts; include='all' "
+                     "needs a jaxplain encoder.")
+  return (masked(jnp.einsum("pbte,bte->bt", parts.astype(jnp.float32), g),
+                 batch.attention_mask), logits, classes)
 
 
 def attnlrp(forward: Forward, params: Params, batch: Batch, target: Target = None, *,

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from jaxplain.attribution._common import embed, masked, resolve_target
+from jaxplain.attribution._common import embed, example_axes, masked, resolve_target
 from jaxplain.attribution._quadrature import check_chunk_size, map_steps
 from jaxplain.attribution.gradients import (PER_DIMENSION, gradient, gradient_x_input,
                                             integrated_gradients, saliency)
@@ -60,7 +60,7 @@ def example_keys(key: PRNGKeyArray | None, batch: Batch) -> PRNGKeyArray:
                      "to jaxplain.attribute).")
   if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
     key = jax.random.wrap_key_data(key)  # raw uint32 keys [2], [B, 2] or [B, S, 2]
-  shape = (batch.input_ids.shape[0],) if batch.packing is None else batch.packing.starts.shape
+  shape = example_axes(batch)
   if key.ndim == 0:
     count = int(np.prod(shape))
     return jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(count)).reshape(shape)

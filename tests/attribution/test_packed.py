@@ -78,10 +78,11 @@ def test_packing_a_batch():
 
 
 @pytest.mark.parametrize("name,hyper", [("gradient_x_input", {}),
+                                        ("layer_gradient_x_activation", {}), ("cp_lrp", {}),
                                         ("integrated_gradients", dict(steps=4, **IDS))])
 def test_kernels_find_each_slots_predicted_class(name, hyper):
-  """Called directly with ``target=None``: gradient x input through its one-pass ``jax.vjp``,
-  IG through ``resolve_target``; both explain each packed example's own predicted class."""
+  """Called directly with ``target=None``: the one-pass methods through their own ``jax.vjp``,
+  IG through ``resolve_target``; all explain each packed example's own predicted class."""
   batch = make_batch([[2, 20, 21, 3], [2, 22, 23, 24, 25, 3], [2, 26, 3], [2, 27, 28, 3]])
   parts, layout = pack(batch, 16, 2)
   m = model()
@@ -213,17 +214,25 @@ def test_progress_bar_counts_the_texts(capsys, pack):
 
 
 @pytest.mark.parametrize("name,hyper", [("gradient", {}), ("saliency", dict(norm="l1")),
-                                        ("gradient_x_input", {})])
-def test_plain_gradients_read_their_logits_off_their_own_pass(monkeypatch, name, hyper):
-  """Packed or not, ``attribute`` takes the probabilities and predicted classes of the plain
-  gradient methods from the method's own forward pass: no ``model.outputs`` call, and the same
-  values as a separate forward and the kernel given those classes."""
+                                        ("gradient_x_input", {}),
+                                        ("layer_gradient_x_activation", {}), ("attnlrp", {}),
+                                        ("attnlrp", dict(include="all")), ("cp_lrp", {})])
+def test_one_pass_methods_read_their_logits_off_their_own_pass(monkeypatch, name, hyper):
+  """Packed or not, ``attribute`` takes the probabilities and predicted classes of the methods
+  of one forward and one backward pass (``WITH_LOGITS``) from the method's own forward pass: no
+  ``model.outputs`` call, and the same values as a separate forward and the kernel's own path
+  for callable targets given those classes."""
   m = model()
   batch = m.encode(TEXTS)
   logits = np.asarray(m.outputs(batch).logits)
   predicted = logits.argmax(-1)
-  ref = np.asarray(METHODS[name](m.forward, m.params, batch.device_part(),
-                                 jnp.asarray(predicted), **hyper))
+
+  def kernel(classes):  # a callable target: the kernels' path that finds no class itself
+    rows = jnp.arange(len(TEXTS))
+    return np.asarray(METHODS[name](m.forward, m.params, batch.device_part(),
+                                    lambda out: out.logits[rows, classes], **hyper))
+
+  ref = kernel(predicted)
   calls = []
   real = type(m).outputs
   monkeypatch.setattr(type(m), "outputs", lambda self, *a, **k: calls.append(1) or real(
@@ -232,12 +241,11 @@ def test_plain_gradients_read_their_logits_off_their_own_pass(monkeypatch, name,
     a = jaxplain.attribute(m, TEXTS, name, pack=pack, **hyper)
     np.testing.assert_array_equal(a.target, predicted)
     np.testing.assert_allclose(a.probabilities, jax.nn.softmax(logits, -1), atol=1e-6)
-    np.testing.assert_allclose(a.scores, ref, **TOL)
+    np.testing.assert_allclose(a.extra.get("layers", a.scores), ref, **TOL)
   other = (predicted + 1) % 3
   given = jaxplain.attribute(m, TEXTS, name, target=other, **hyper)
   np.testing.assert_array_equal(given.target, other)
-  np.testing.assert_allclose(given.scores, np.asarray(METHODS[name](
-      m.forward, m.params, batch.device_part(), jnp.asarray(other), **hyper)), **TOL)
+  np.testing.assert_allclose(given.extra.get("layers", given.scores), kernel(other), **TOL)
   assert not calls
 
 
