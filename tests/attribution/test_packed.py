@@ -68,6 +68,24 @@ def test_several_packed_batches_and_given_targets():
   np.testing.assert_array_equal(one.target, np.full(len(TEXTS), 2))
 
 
+@pytest.mark.parametrize("family", ["roberta", "distilbert"])
+@pytest.mark.parametrize("name,hyper", [("layer_integrated_gradients", dict(steps=4)),
+                                        ("attnlrp", dict(include="all"))])
+def test_other_families_pack_too(family, name, hyper):
+  """RoBERTa (pad id 1, positions after it) and DistilBERT (no token types): every layer's rows,
+  layer IG's gaps, and the position share of AttnLRP's relevance match the unpacked call."""
+  m = jaxplain.load_model(os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures",
+                                       "tiny", f"{family}_seq_cls"))
+  texts = [t for t in TEXTS if len(t.split()) < 8]  # the tiny RoBERTa takes 38 tokens
+  plain = jaxplain.attribute(m, texts, name, pack=False, **hyper)
+  packed = jaxplain.attribute(m, texts, name, pack=True, **hyper)
+  np.testing.assert_allclose(packed.extra.get("layers", packed.scores),
+                             plain.extra.get("layers", plain.scores), **TOL)
+  np.testing.assert_array_equal(packed.target, plain.target)
+  if plain.deltas is not None:
+    np.testing.assert_allclose(packed.deltas, plain.deltas, atol=1e-5)
+
+
 def test_packing_a_batch():
   batch = make_batch([[2, 20, 21, 3], [2, 22, 23, 24, 25, 3], [2, 26, 3]])
   plain = jaxplain.attribute(model(), batch, "saliency")
