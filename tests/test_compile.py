@@ -1,10 +1,16 @@
-"""jaxplain's jit: the CPU compiler options, when they apply, and that they keep the values."""
+"""jaxplain's jit: the CPU compiler options, when they apply, and that they keep the values;
+the persistent compilation cache."""
+
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jaxplain
 from jaxplain import _compile
 
 
@@ -52,3 +58,25 @@ def test_jit_matches_plain_jit_on_a_matmul_gradient():
   ours = _compile.jit(jax.grad(loss))(x, w1, w2)
   plain = jax.jit(jax.grad(loss))(x, w1, w2)
   np.testing.assert_allclose(ours, plain, rtol=1e-5, atol=1e-5)
+
+
+TINY = os.path.join(os.path.dirname(__file__), "fixtures", "tiny", "bert_seq_cls")
+
+
+def test_compilation_cache_keeps_programs_on_disk(tmp_path):
+  """In a fresh process (the setting is global): the directory is returned and filled."""
+  script = ("import sys, jaxplain; m = jaxplain.load_model(sys.argv[1]); "
+            "print(jaxplain.enable_compilation_cache(sys.argv[2])); "
+            "jaxplain.attribute(m, ['a film'], 'gradient')")
+  cache = tmp_path / "cache"
+  proc = subprocess.run([sys.executable, "-c", script, TINY, str(cache)], capture_output=True,
+                        text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr
+  assert proc.stdout.strip() == str(cache) and os.listdir(cache)
+
+
+def test_compilation_cache_in_an_unusable_place(tmp_path):
+  blocker = tmp_path / "a_file"
+  blocker.write_text("")
+  with pytest.raises(jaxplain.InputError, match="cannot create the compilation cache directory"):
+    jaxplain.enable_compilation_cache(blocker / "cache")

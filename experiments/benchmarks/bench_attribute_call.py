@@ -2,7 +2,7 @@
 
     python experiments/benchmarks/bench_attribute_call.py [--n 512]
         [--method ig50|gxi|smoothgrad10|lgxa|lig50] [--layouts one,grouped,packed]
-        [--captum-n N] [--data PATH]
+        [--captum-n N] [--data PATH] [--cache]
 
 What a user gets from a single call on a list of texts, compile included: each layout runs in a
 fresh Python process (no compiled program carried over), which loads the default model, reads
@@ -28,13 +28,19 @@ row (length-sorted batches of 32, each padded to its own longest text, IG
 ``internal_batch_size=64``), after one untimed warm-up batch, on ``--captum-n`` of the texts; the ratios are texts/s against texts/s.
 The layouts run one after another, not interleaved: compare them within one run, on an idle
 machine. Scores of every layout are checked against the ``one`` layout's.
+
+``--cache``: every child first calls ``jaxplain.enable_compilation_cache`` on one new, empty
+directory, and each layout runs twice, in two fresh processes: the first compiles and fills the
+cache, the second (``warm``) loads its programs from it, as a rerun of a script would.
 """
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -75,6 +81,8 @@ def child(args) -> None:
       return real(*a, **k)
     return wrapped
 
+  if args.cache_dir:
+    jaxplain.enable_compilation_cache(args.cache_dir)
   model, _ = load_model()
   texts = load_texts(args.data, args.n)
   name, hyper = METHODS[args.method]
@@ -127,6 +135,9 @@ def main():
   p.add_argument("--layouts", default="one,grouped,packed")
   p.add_argument("--captum-n", type=int, default=None,
                  help="texts Captum runs on (default: all --n; 0 skips Captum)")
+  p.add_argument("--cache", action="store_true",
+                 help="run each layout twice with a persistent compilation cache: cold, warm")
+  p.add_argument("--cache-dir", help=argparse.SUPPRESS)
   p.add_argument("--layout", help=argparse.SUPPRESS)
   p.add_argument("--scores", help=argparse.SUPPRESS)
   args = p.parse_args()
@@ -139,19 +150,26 @@ def main():
         f"{os.cpu_count()} | load average {os.getloadavg()[0]:.1f} | {args.n} texts, "
         f"{args.method}")
   rows, scores = {}, {}
-  for layout in args.layouts.split(","):
+  cache = tempfile.mkdtemp(prefix="bench_attribute_call_cache_") if args.cache else None
+  runs = [(layout, warm) for layout in args.layouts.split(",")
+          for warm in ((False, True) if cache else (False,))]
+  for layout, warm in runs:
+    label = layout + (" warm" if warm else "")
     path = f"/tmp/bench_attribute_call_{os.getpid()}_{layout}.npy"
     out = subprocess.run([sys.executable, __file__, "--layout", layout, "--scores", path,
-                          "--n", str(args.n), "--method", args.method, "--data", args.data],
+                          "--n", str(args.n), "--method", args.method, "--data", args.data]
+                         + (["--cache-dir", cache] if cache else []),
                          check=True, capture_output=True, text=True).stdout
-    rows[layout] = json.loads(out.strip().splitlines()[-1])
-    scores[layout] = np.load(path)
+    rows[label] = json.loads(out.strip().splitlines()[-1])
+    scores[label] = np.load(path)
     os.remove(path)
-    r = rows[layout]
-    print(f"{layout:8s} {r['wall']:7.1f} s wall ({args.n / r['wall']:5.2f} texts/s), compile "
+    r = rows[label]
+    print(f"{label:8s} {r['wall']:7.1f} s wall ({args.n / r['wall']:5.2f} texts/s), compile "
           f"{r['compile']:5.1f} s, {len(r['shapes'])} shapes {r['shapes']}, padding "
           f"{1 - r['real'] / r['slots']:.1%} of {r['slots']} slots, peak RSS {r['rss']:.2f} GiB",
           flush=True)
+  if cache:
+    shutil.rmtree(cache, ignore_errors=True)
   first = next(iter(scores))
   for layout, s in scores.items():
     if layout != first:

@@ -15,22 +15,14 @@ from jaxplain.errors import InputError, JaxplainError
 _INT = re.compile(r"[+-]?\d+")
 
 
-def cache_dir() -> str:
-  """Where the CLI keeps JAX's persistent compilation cache.
-
-  ``$XDG_CACHE_HOME/jaxplain/jax``, or ``~/.cache/jaxplain/jax`` when ``XDG_CACHE_HOME`` is unset.
-  """
-  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-  return os.path.join(base, "jaxplain", "jax")
-
-
 def configure_jax(cache: bool = True) -> str | None:
-  """Turns on JAX's persistent compilation cache (every compile is kept), or off.
+  """Turns on JAX's persistent compilation cache (:func:`jaxplain.enable_compilation_cache`), or
+  off.
 
   A second run of the same command then loads its compiled programs from disk instead of
-  compiling them again. A ``JAX_COMPILATION_CACHE_DIR`` the user set wins over :func:`cache_dir`.
-  Call it before anything is compiled. It also quiets Hugging Face's own log lines (jaxplain
-  reports what matters, such as truncation, as one-line warnings).
+  compiling them again. A ``JAX_COMPILATION_CACHE_DIR`` the user set wins over
+  :func:`jaxplain.default_cache_dir`. Call it before anything is compiled. It also quiets Hugging
+  Face's own log lines (jaxplain reports what matters, such as truncation, as one-line warnings).
 
   Args:
     cache: ``False`` disables the persistent cache (``--no-cache``).
@@ -39,20 +31,16 @@ def configure_jax(cache: bool = True) -> str | None:
   """
   quiet_transformers()
   import jax  # pylint: disable=g-import-not-at-top
+  from jaxplain._compile import enable_compilation_cache  # pylint: disable=g-import-not-at-top
   if not cache:
     jax.config.update("jax_enable_compilation_cache", False)
     return None
-  path = jax.config.jax_compilation_cache_dir or cache_dir()
   try:
-    os.makedirs(path, exist_ok=True)
-  except OSError as e:  # the cache only saves time: go on without it
+    return enable_compilation_cache()
+  except InputError as e:  # the cache only saves time: go on without it
     from jaxplain.cli._app import warn  # pylint: disable=g-import-not-at-top
-    warn(f"cannot create the compilation cache {path} ({e.strerror}); running without it.")
+    warn(f"{str(e).split(';')[0]}; running without it.")
     return None
-  jax.config.update("jax_compilation_cache_dir", path)
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-  return path
 
 
 def quiet_transformers() -> None:
