@@ -172,6 +172,16 @@ def test_subprocess_explain(tmp_path):
   assert os.listdir(tmp_path / "cache" / "jaxplain" / "jax")  # the persistent cache was filled
 
 
+def test_unusable_cache_directory_warns_and_goes_on(tmp_path):
+  blocker = tmp_path / "a_file"  # XDG_CACHE_HOME is a file: no cache directory under it
+  blocker.write_text("")
+  proc = _run("explain", "a film", "--model", TINY, "--json", cache=blocker)
+  assert proc.returncode == 0, proc.stderr
+  assert "cannot create the compilation cache directory" in proc.stderr
+  assert "running without it" in proc.stderr and "Traceback" not in proc.stderr
+  assert json.loads(proc.stdout)["examples"][0]["text"] == "a film"
+
+
 def test_subprocess_error_is_one_line(tmp_path):
   proc = _run("explain", "a film", "--model", TINY, "--method", "nope", cache=tmp_path)
   assert proc.returncode == 2
