@@ -60,6 +60,17 @@ class Packing:
     slots = jnp.arange(1, self.starts.shape[1] + 1)
     return (self.segment_ids[:, :, None] == slots[None, None, :]).astype(jnp.float32)
 
+  def token_starts(self) -> Int[Array, "B T"]:
+    """The position of each token's example's first token (its ``[CLS]``); 0 on padding."""
+    slot = jnp.maximum(self.segment_ids - 1, 0)
+    return jnp.where(self.segment_ids > 0,
+                     jnp.take_along_axis(jnp.maximum(self.starts, 0), slot, axis=1), 0)
+
+  def same_example(self) -> Array:
+    """``bool [B, T, T]``: tokens ``i`` and ``j`` belong to the same example (not padding)."""
+    seg = self.segment_ids
+    return (seg[:, :, None] == seg[:, None, :]) & (seg[:, :, None] > 0)
+
 
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)

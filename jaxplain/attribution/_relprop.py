@@ -255,18 +255,39 @@ def rollout(maps, start_layer: int = 0):
   return joint
 
 
-def cls_row(joint, cls_self: str, mask=None):
+def cls_row(joint, cls_self: str, mask=None, packing=None):
   """``[..., T, T] -> [..., T]``: the [CLS] row, its own entry per ``cls_self``.
 
   ``"zero"`` (Mask-LRP's code), ``"min"`` (Chefer's code: the minimum over the row's real
-  tokens, ``mask [..., T]``) or ``"keep"``.
+  tokens, ``mask [..., T]``) or ``"keep"``. With ``packing`` (:class:`jaxplain.Packing`;
+  ``joint [B, T, T]``), each token reads the row of its own example's [CLS].
   """
+  if packing is not None:
+    return _packed_cls_row(joint, cls_self, packing)
   row = joint[..., 0, :]
   if cls_self == "zero":
     return row.at[..., 0].set(0.0)
   if cls_self == "min":
     real = row if mask is None else jnp.where(mask > 0, row, jnp.inf)
     return row.at[..., 0].set(real.min(-1))
+  if cls_self == "keep":
+    return row
+  raise InputError(f"cls_self {cls_self!r} is unknown; use 'zero', 'min' or 'keep'.")
+
+
+def _packed_cls_row(joint, cls_self: str, packing):
+  """:func:`cls_row` of a packed ``joint [B, T, T]``: token ``t`` reads
+  ``joint[b, start(t), t]``, the row of its own example's [CLS]."""
+  starts = packing.token_starts()                                        # [B, T]
+  row = jnp.take_along_axis(joint, starts[:, None, :], axis=1)[:, 0, :]
+  is_cls = (jnp.arange(row.shape[-1])[None, :] == starts) & (packing.segment_ids > 0)
+  if cls_self == "zero":
+    return jnp.where(is_cls, 0.0, row)
+  if cls_self == "min":  # the minimum over each example's own tokens
+    slots = packing.slot_mask() > 0                                      # [B, T, S]
+    mins = jnp.where(slots, row[..., None], jnp.inf).min(1)              # [B, S]
+    own = jnp.take_along_axis(mins, jnp.maximum(packing.segment_ids - 1, 0), axis=1)
+    return jnp.where(is_cls, own, row)
   if cls_self == "keep":
     return row
   raise InputError(f"cls_self {cls_self!r} is unknown; use 'zero', 'min' or 'keep'.")

@@ -35,8 +35,14 @@ from jaxplain.attribution.lrp import chefer_relevance
 from jaxplain.contracts import Batch, Forward, Params, Taps, Target
 
 
-def _row_mean(x, mask, axis):
-  """Mean of ``x`` over the query axis ``axis`` restricted to real tokens (``mask [B, T]``)."""
+def _row_mean(x, mask, axis, packing=None):
+  """Mean of ``x`` over the query axis ``axis`` restricted to real tokens (``mask [B, T]``).
+
+  With ``packing`` (``x [B, T, T]``, ``axis=1``): over the query rows of each key's own example.
+  """
+  if packing is not None:
+    same = packing.same_example().astype(jnp.float32)                  # [B, Tq, Tk]
+    return (x * same).sum(axis) / jnp.maximum(same.sum(axis), 1.0)
   m = mask.astype(jnp.float32)
   shape = [1] * x.ndim
   shape[0], shape[axis] = m.shape[0], m.shape[1]
@@ -70,7 +76,8 @@ def raw_attention(forward: Forward, params: Params, batch: Batch, target: Target
   """
   del key, target
   a = forward(params, batch, Taps()).attention[layer].mean(1)          # [B, T, T]
-  return masked(_relprop.cls_row(a, cls_self, batch.attention_mask), batch.attention_mask)
+  return masked(_relprop.cls_row(a, cls_self, batch.attention_mask, batch.packing),
+                batch.attention_mask)
 
 
 def attention_rollout(forward: Forward, params: Params, batch: Batch, target: Target = None,
@@ -90,7 +97,8 @@ def attention_rollout(forward: Forward, params: Params, batch: Batch, target: Ta
   del key, target
   a = forward(params, batch, Taps()).attention.mean(2)                 # [L, B, T, T]
   joint = _relprop.rollout(a, start_layer)
-  return masked(_relprop.cls_row(joint, cls_self, batch.attention_mask), batch.attention_mask)
+  return masked(_relprop.cls_row(joint, cls_self, batch.attention_mask, batch.packing),
+                batch.attention_mask)
 
 
 def attention_gradient(forward: Forward, params: Params, batch: Batch, target: Target = None,
@@ -107,9 +115,13 @@ def attention_gradient(forward: Forward, params: Params, batch: Batch, target: T
   """
   del key
   _, g = _attention_and_grad(forward, params, batch, target)
-  s = jnp.maximum(_row_mean(g[-1].mean(1), batch.attention_mask, 1), 0.0)   # [B, T]
+  s = jnp.maximum(_row_mean(g[-1].mean(1), batch.attention_mask, 1, batch.packing), 0.0)  # [B, T]
   if cls_self == "zero":
-    s = s.at[:, 0].set(0.0)
+    if batch.packing is None:
+      s = s.at[:, 0].set(0.0)
+    else:  # each packed example's [CLS]
+      starts = batch.packing.token_starts()
+      s = jnp.where(jnp.arange(s.shape[-1])[None, :] == starts, 0.0, s)
   return masked(s, batch.attention_mask)
 
 
@@ -127,6 +139,8 @@ def att_gradcam(forward: Forward, params: Params, batch: Batch, target: Target =
   """
   del key
   a, g = _attention_and_grad(forward, params, batch, target)
+  if batch.packing is not None:
+    return _packed_att_gradcam(a[-1], g[-1], batch, cls_self)
   m = batch.attention_mask.astype(jnp.float32)
   pair = m[:, None, :, None] * m[:, None, None, :]                      # [B, 1, T, T]
   w = (g[-1] * pair).sum((2, 3), keepdims=True) / jnp.maximum(pair.sum((2, 3), keepdims=True), 1)
@@ -136,6 +150,30 @@ def att_gradcam(forward: Forward, params: Params, batch: Batch, target: Target =
   hi = jnp.where(real, cam, -jnp.inf).max((1, 2), keepdims=True)
   cam = _relprop.sdiv(cam - lo, hi - lo)
   return masked(_relprop.cls_row(cam, cls_self, batch.attention_mask), batch.attention_mask)
+
+
+def _packed_att_gradcam(a, g, batch: Batch, cls_self: str) -> Float[Array, "B T"]:
+  """:func:`att_gradcam` of a packed batch (``a``, ``g``: the last layer's ``[B, N, T, T]``):
+  head weights and min-max over each example's own ``T x T`` block."""
+  packing = batch.packing
+  slots = packing.slot_mask()                                            # [B, T, S]
+  slot_of = jnp.maximum(packing.segment_ids - 1, 0)                      # [B, T]
+  sums = jnp.einsum("bnit,bis,bts->bns", g, slots, slots)
+  w = sums / jnp.maximum(slots.sum(1) ** 2, 1.0)[:, None, :]             # [B, N, S]
+  w_row = jnp.take_along_axis(w, slot_of[:, None, :], axis=2)            # [B, N, T] by query
+  cam = jnp.maximum((a * w_row[..., None]).mean(1), 0.0)                 # [B, T, T]
+  same = packing.same_example()
+
+  def per_query(reduce, fill):  # each query's example's min or max over its own block
+    rows = reduce(jnp.where(same, cam, fill), axis=2)                    # [B, T]
+    per_slot = reduce(jnp.where(slots > 0, rows[..., None], fill), axis=1)   # [B, S]
+    per_slot = jnp.where(jnp.isfinite(per_slot), per_slot, 0.0)         # empty slots
+    return jnp.take_along_axis(per_slot, slot_of, axis=1)[..., None]     # [B, T, 1]
+
+  lo, hi = per_query(jnp.min, jnp.inf), per_query(jnp.max, -jnp.inf)
+  cam = _relprop.sdiv(cam - lo, hi - lo)
+  return masked(_relprop.cls_row(cam, cls_self, batch.attention_mask, packing),
+                batch.attention_mask)
 
 
 def attention_x_gradient(forward: Forward, params: Params, batch: Batch, target: Target = None,
@@ -160,7 +198,8 @@ def attention_x_gradient(forward: Forward, params: Params, batch: Batch, target:
   r = jnp.broadcast_to(jnp.eye(maps.shape[-1], dtype=jnp.float32), maps.shape[1:])
   for layer in range(maps.shape[0]):
     r = r + maps[layer] @ r
-  return masked(_relprop.cls_row(r, cls_self, batch.attention_mask), batch.attention_mask)
+  return masked(_relprop.cls_row(r, cls_self, batch.attention_mask, batch.packing),
+                batch.attention_mask)
 
 
 def partial_lrp(forward: Forward, params: Params, batch: Batch, target: Target = None, *,
@@ -204,5 +243,6 @@ def attcat(forward: Forward, params: Params, batch: Batch, target: Target = None
 
   g = jax.grad(f)(jnp.zeros_like(out.hidden))
   cat = jnp.sum(g[:-1] * out.hidden[:-1], -1)                            # [L, B, T]
-  col = jax.vmap(lambda a: _row_mean(a.mean(1), batch.attention_mask, 1))(out.attention)
+  col = jax.vmap(lambda a: _row_mean(a.mean(1), batch.attention_mask, 1, batch.packing))(
+      out.attention)
   return masked((cat * col).sum(0), batch.attention_mask)

@@ -32,6 +32,8 @@ HYPER = {"integrated_gradients": dict(steps=8), "smoothgrad": dict(samples=2),
 CASES = [(name, HYPER.get(name, {})) for name in PACKABLE] + [
     ("layer_integrated_gradients", dict(steps=4, path="layer")),  # L+1 runs from each layer
     ("attnlrp", dict(include="all")),  # position relevance: each packed text's own positions
+  ("raw_attention", dict(cls_self="min")),  # each example's own minimum at its [CLS]
+  ("attention_x_gradient", dict(cls_self="keep")),
 ]
 TOL = dict(atol=2e-5, rtol=1e-4)
 
@@ -84,6 +86,21 @@ def test_other_families_pack_too(family, name, hyper):
   np.testing.assert_array_equal(packed.target, plain.target)
   if plain.deltas is not None:
     np.testing.assert_allclose(packed.deltas, plain.deltas, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,hyper", [("attention_gradient", {}),
+                                        ("attention_gradient", dict(cls_self="keep")),
+                                        ("att_gradcam", dict(cls_self="min")),
+                                        ("rollout", dict(cls_self="min"))])
+def test_attention_methods_pack_on_the_real_model(minilm, name, hyper):
+  """Where the tiny BERT's scores are all 0 (its attention gradients are negative): each token
+  reads its own example's [CLS] row, and row means, head weights and min-max stay inside its
+  example's block of the attention maps."""
+  plain = jaxplain.attribute(minilm, TEXTS, name, pack=False, **hyper)
+  packed = jaxplain.attribute(minilm, TEXTS, name, pack=True, **hyper)
+  assert np.abs(plain.scores).max() > 1e-3
+  np.testing.assert_allclose(packed.scores, plain.scores, **TOL)
+  np.testing.assert_array_equal(packed.target, plain.target)
 
 
 def test_packing_a_batch():
@@ -159,7 +176,8 @@ def _spy(monkeypatch, name):
     (dict(method="integrated_gradients", steps=8, target=1), True),
     (dict(method="smoothgrad", samples=2), True),
     (dict(method="layer_gradient_x_activation"), True),      # all layers' rows unpacked
-    (dict(method="rollout"), False),                          # not packable: length groups
+    (dict(method="rollout"), True),                           # [CLS] rows read per example
+    (dict(method="gae"), False),                              # not packable: length groups
     (dict(target=lambda out: out.logits[:, 0]), False),      # a callable target
     (dict(batch_size=4), False),                              # texts per call asked for
     (dict(texts=TEXTS[:1]), False),                           # one text: nothing to pack
