@@ -6,7 +6,9 @@ gradient-weighted ones take ``dlogit/dA`` from one backward pass through a zero
 ``[CLS]`` row (query 0) of a ``T x T`` map, so they rank the tokens the classifier's ``[CLS]``
 reads from; with ``cls_self="zero"`` (the Mask-LRP evaluation code, default) the ``[CLS]``
 entry itself is 0. Means over query rows run over real tokens only, so padding never changes
-a score.
+a score. On a packed batch (:class:`jaxplain.Packing`) each token reads its own example's
+``[CLS]`` row, and means, head weights and min-max stay inside that example's block of the maps
+(all but ``partial_lrp``, whose Chefer relprop runs one example per row).
 
 Definitions follow Mask-LRP's baseline list (Song et al. 2024, Sec. 1.5 of the project notes):
 
