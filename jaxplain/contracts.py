@@ -66,6 +66,11 @@ class Packing:
     return jnp.where(self.segment_ids > 0,
                      jnp.take_along_axis(jnp.maximum(self.starts, 0), slot, axis=1), 0)
 
+  def first_tokens(self) -> Array:
+    """``bool [B, T]``: each example's first token (its ``[CLS]``)."""
+    t = self.segment_ids.shape[1]
+    return (jnp.arange(t)[None, :] == self.token_starts()) & (self.segment_ids > 0)
+
   def same_example(self) -> Array:
     """``bool [B, T, T]``: tokens ``i`` and ``j`` belong to the same example (not padding)."""
     seg = self.segment_ids

@@ -19,8 +19,8 @@ from jaxplain.attribution.attention import (att_gradcam, attcat, attention_gradi
                                           attention_rollout, attention_x_gradient,
                                           partial_lrp, raw_attention)
 from jaxplain.attribution.decoded import decoded_layer_saliency
-from jaxplain.attribution.gradients import (PER_DIMENSION, gradient, gradient_dims,
-                                            gradient_x_input, gradient_x_input_dims,
+from jaxplain.attribution.gradients import (GRADIENT_READS, PER_DIMENSION, gradient,
+                                            gradient_dims, gradient_x_input, gradient_x_input_dims,
                                             ig_convergence_delta, integrated_gradients,
                                             integrated_gradients_dims, saliency, saliency_dims,
                                             scores_and_logits, scores_from_gradient)
@@ -96,8 +96,7 @@ CONVERGENCE_DELTAS = {
 }
 
 WITH_LOGITS = {
-    **{name: functools.partial(scores_and_logits, name)
-       for name in ("gradient", "saliency", "gradient_x_input")},
+    **{name: functools.partial(scores_and_logits, name) for name in GRADIENT_READS},
     "layer_gradient_x_activation": layer_gradient_x_activation_and_logits,
     "attnlrp": functools.partial(lrp_scores_and_logits, "attnlrp"),
     "cp_lrp": functools.partial(lrp_scores_and_logits, "cp-lrp"),

@@ -280,7 +280,7 @@ def _packed_cls_row(joint, cls_self: str, packing):
   ``joint[b, start(t), t]``, the row of its own example's [CLS]."""
   starts = packing.token_starts()                                        # [B, T]
   row = jnp.take_along_axis(joint, starts[:, None, :], axis=1)[:, 0, :]
-  is_cls = (jnp.arange(row.shape[-1])[None, :] == starts) & (packing.segment_ids > 0)
+  is_cls = packing.first_tokens()
   if cls_self == "zero":
     return jnp.where(is_cls, 0.0, row)
   if cls_self == "min":  # the minimum over each example's own tokens

@@ -122,8 +122,7 @@ def attention_gradient(forward: Forward, params: Params, batch: Batch, target: T
     if batch.packing is None:
       s = s.at[:, 0].set(0.0)
     else:  # each packed example's [CLS]
-      starts = batch.packing.token_starts()
-      s = jnp.where(jnp.arange(s.shape[-1])[None, :] == starts, 0.0, s)
+      s = jnp.where(batch.packing.first_tokens(), 0.0, s)
   return masked(s, batch.attention_mask)
 
 
