@@ -25,6 +25,7 @@ from jaxplain.attribution import (CONVERGENCE_DELTAS, METHODS, PATH_HYPERPARAMET
                                  WITH_LOGITS, auto_token_rows, canonical_name)
 from jaxplain.attribution.packed import PACKABLE, PACKED_DELTAS
 from jaxplain.attribution.smoothing import KINDS as NOISE_TUNNELS
+from jaxplain.attribution.smoothing import folded_keys
 from jaxplain.contracts import Batch, Forward
 from jaxplain.errors import InputError
 from jaxplain.models.grouping import length_groups
@@ -276,9 +277,7 @@ def _text_keys(key: jax.Array, index: np.ndarray) -> jax.Array:
   """``fold_in(key, i)`` for each text index ``i`` (any shape): the noise tunnels' keys per
   example (:func:`~jaxplain.attribution.smoothing.example_keys`). A text's noise is then the
   one it gets as row ``i`` of ``model.encode(texts)``, whichever call, row or slot it runs in."""
-  index = np.asarray(index, np.int32)
-  keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(index.reshape(-1)))
-  return keys.reshape(index.shape)
+  return folded_keys(key, np.asarray(index, np.int32))
 
 
 def _reads_logits(name: str, target: Any, static: tuple[tuple[str, Hashable], ...],

@@ -60,11 +60,14 @@ class Packing:
     slots = jnp.arange(1, self.starts.shape[1] + 1)
     return (self.segment_ids[:, :, None] == slots[None, None, :]).astype(jnp.float32)
 
+  def token_slots(self) -> Int[Array, "B T"]:
+    """The slot of each token's example; padding reads slot 0 (mask it where that matters)."""
+    return jnp.maximum(self.segment_ids - 1, 0)
+
   def token_starts(self) -> Int[Array, "B T"]:
     """The position of each token's example's first token (its ``[CLS]``); 0 on padding."""
-    slot = jnp.maximum(self.segment_ids - 1, 0)
-    return jnp.where(self.segment_ids > 0,
-                     jnp.take_along_axis(jnp.maximum(self.starts, 0), slot, axis=1), 0)
+    return jnp.where(self.segment_ids > 0, jnp.take_along_axis(
+        jnp.maximum(self.starts, 0), self.token_slots(), axis=1), 0)
 
   def first_tokens(self) -> Array:
     """``bool [B, T]``: each example's first token (its ``[CLS]``)."""

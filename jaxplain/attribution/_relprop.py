@@ -286,7 +286,7 @@ def _packed_cls_row(joint, cls_self: str, packing):
   if cls_self == "min":  # the minimum over each example's own tokens
     slots = packing.slot_mask() > 0                                      # [B, T, S]
     mins = jnp.where(slots, row[..., None], jnp.inf).min(1)              # [B, S]
-    own = jnp.take_along_axis(mins, jnp.maximum(packing.segment_ids - 1, 0), axis=1)
+    own = jnp.take_along_axis(mins, packing.token_slots(), axis=1)
     return jnp.where(is_cls, own, row)
   if cls_self == "keep":
     return row

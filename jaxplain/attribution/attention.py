@@ -158,7 +158,7 @@ def _packed_att_gradcam(a, g, batch: Batch, cls_self: str) -> Float[Array, "B T"
   head weights and min-max over each example's own ``T x T`` block."""
   packing = batch.packing
   slots = packing.slot_mask()                                            # [B, T, S]
-  slot_of = jnp.maximum(packing.segment_ids - 1, 0)                      # [B, T]
+  slot_of = packing.token_slots()                                        # [B, T]
   sums = jnp.einsum("bnit,bis,bts->bns", g, slots, slots)
   w = sums / jnp.maximum(slots.sum(1) ** 2, 1.0)[:, None, :]             # [B, N, S]
   w_row = jnp.take_along_axis(w, slot_of[:, None, :], axis=2)            # [B, N, T] by query

@@ -47,6 +47,12 @@ BASES: dict[str, Method] = {
 _TOKEN_IDS = ("pad_id", "mask_id", "unk_id", "special_ids")
 
 
+def folded_keys(key: PRNGKeyArray, index: Any) -> PRNGKeyArray:
+  """``fold_in(key, i)`` for every integer ``i`` of ``index`` (any shape), in its shape."""
+  index = jnp.asarray(index, jnp.int32)
+  return jax.vmap(lambda i: jax.random.fold_in(key, i))(index.reshape(-1)).reshape(index.shape)
+
+
 def example_keys(key: PRNGKeyArray | None, batch: Batch) -> PRNGKeyArray:
   """One key per example: ``[B]``, or ``[B, S]`` per slot of a packed batch.
 
@@ -62,8 +68,7 @@ def example_keys(key: PRNGKeyArray | None, batch: Batch) -> PRNGKeyArray:
     key = jax.random.wrap_key_data(key)  # raw uint32 keys [2], [B, 2] or [B, S, 2]
   shape = example_axes(batch)
   if key.ndim == 0:
-    count = int(np.prod(shape))
-    return jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(count)).reshape(shape)
+    return folded_keys(key, jnp.arange(int(np.prod(shape))).reshape(shape))
   if key.shape == shape:
     return key
   raise InputError(f"key has shape {key.shape}; pass one key, or one per example {shape}.")
@@ -86,7 +91,7 @@ def embedding_noise(keys: PRNGKeyArray, sample: Any, batch: Batch, embedding_siz
     t = batch.input_ids.shape[1]
     noise = jax.vmap(lambda k: jax.vmap(lambda i: draw(k, i))(jnp.arange(t)))(keys)
   else:
-    slots = jnp.maximum(batch.packing.segment_ids - 1, 0)  # padding reads slot 0's key
+    slots = batch.packing.token_slots()  # padding reads slot 0's key
     token_keys = jax.vmap(lambda row, s: row[s])(keys, slots)  # [B, T]
     noise = jax.vmap(jax.vmap(draw))(token_keys, batch.packing.position_ids)
   return jnp.asarray(stdev, jnp.float32) * noise

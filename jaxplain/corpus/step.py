@@ -29,6 +29,7 @@ from jaxplain._compile import jit as _jit
 from jaxplain.attribution import CONVERGENCE_DELTAS, METHODS
 from jaxplain.attribution._common import grad_wrt_embeddings, masked
 from jaxplain.attribution.gradients import scores_from_gradient
+from jaxplain.attribution.smoothing import folded_keys
 from jaxplain.contracts import Batch, Forward, Taps
 from jaxplain.errors import InputError
 
@@ -147,7 +148,7 @@ def sweep_step(forward: Forward, methods: tuple[tuple[str, Hyper], ...],
     prediction = jnp.argmax(logits, -1).astype(jnp.int32)
     target = prediction if target_mode == "predicted" else jnp.where(labels >= 0, labels,
                                                                      prediction)
-    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(indices)
+    keys = folded_keys(key, indices)
     res = {"probabilities": jax.nn.softmax(logits, -1), "prediction": prediction,
            "target": target}
     shared = [(n, h) for n, h in methods if shares_gradient(n, h)]
