@@ -32,6 +32,7 @@ from jaxplain.models.grouping import length_groups
 from jaxplain.models.model import Model
 from jaxplain.models.packing import PackLayout, default_row_length, unpack, unpack_slots
 from jaxplain.models.packing import pack as pack_batch
+from jaxplain.models.tokenize import check_texts
 from jaxplain.result import Attribution, concatenate
 
 
@@ -98,8 +99,8 @@ def attribute(model: Model, batch_or_texts: Batch | str | Sequence[str],
     model: from :func:`jaxplain.load_model` or :func:`jaxplain.default_model`.
     batch_or_texts: a text, a list of texts, or a :class:`Batch` from ``model.encode``.
     method: a name from :func:`methods` (``"ig"`` and other short names work too).
-    target: class index, one per example, ``None`` (the predicted class), or a callable
-      ``Outputs -> [B]`` (e.g. a QA start logit).
+    target: class index or label name (``"positive"``, any case), one per example, ``None``
+      (the predicted class), or a callable ``Outputs -> [B]`` (e.g. a QA start logit).
     text_pairs: second texts of pairs, when ``batch_or_texts`` holds texts.
     max_length: truncate inputs to this many tokens (default: the model's limit).
     truncate: ``False`` makes an over-long input an error instead of a warning.
@@ -132,6 +133,7 @@ def attribute(model: Model, batch_or_texts: Batch | str | Sequence[str],
   """
   name = canonical_name(method)
   _check_hyper(name, hyper)
+  target = model.resolve_target(target)
   for k, load in PATH_HYPERPARAMETERS.items():  # e.g. selector=PATH: load it for this model
     if isinstance(hyper.get(k), (str, os.PathLike)):
       hyper[k] = load(hyper[k], model.config)
@@ -149,9 +151,8 @@ def attribute(model: Model, batch_or_texts: Batch | str | Sequence[str],
       return _attribute_packed(model, batch_or_texts, None, None, name, target, key, hyper,
                                pack, batch_size, progress)
     return _attribute_batch(model, batch_or_texts, None, None, name, target, key, hyper)
-  texts = [batch_or_texts] if isinstance(batch_or_texts, str) else list(batch_or_texts)
-  pairs = None if text_pairs is None else (
-      [text_pairs] if isinstance(text_pairs, str) else list(text_pairs))
+  texts = check_texts(batch_or_texts)
+  pairs = None if text_pairs is None else check_texts(text_pairs, "text pair")
   if batch_size is not None and batch_size < 1:
     raise InputError(f"batch_size must be >= 1, got {batch_size}.")
   batch = model.encode(texts, pairs, max_length, truncate=truncate)

@@ -78,6 +78,14 @@ def test_callable_target(tiny_model):
   np.testing.assert_allclose(a.scores, b.scores, atol=1e-6)
 
 
+def test_label_name_target(tiny_model):
+  batch = _batch([[2, 5, 6, 3], [2, 7, 3]])
+  by_name = jaxplain.attribute(tiny_model, batch, "gradient", target=["C", "a"])
+  by_index = jaxplain.attribute(tiny_model, batch, "gradient", target=[2, 0])
+  np.testing.assert_array_equal(by_name.target, [2, 0])
+  np.testing.assert_array_equal(by_name.scores, by_index.scores)
+
+
 def test_word_aggregation_on_real_tokenizer(minilm):
   a = jaxplain.attribute(minilm, ["unbelievably charming"], "gradient_x_input", target=0)
   tokens, scores = a.token_scores(0)

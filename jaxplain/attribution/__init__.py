@@ -14,6 +14,7 @@ logits, classes)``.
 
 import functools
 
+from jaxplain.attribution._names import ALIASES
 from jaxplain.attribution._quadrature import auto_token_rows
 from jaxplain.attribution.attention import (att_gradcam, attcat, attention_gradient,
                                           attention_rollout, attention_x_gradient,
@@ -64,20 +65,6 @@ METHODS = {
     "attention_pooling": attention_pooling,
     "l2x": l2x,
     "diffmask": diffmask.diffmask,
-}
-
-ALIASES = {
-    "grad": "gradient",
-    "ixg": "gradient_x_input",
-    "input_x_gradient": "gradient_x_input",
-    "gxi": "gradient_x_input",
-    "ig": "integrated_gradients",
-    "layer_ig": "layer_integrated_gradients",
-    "attn_lrp": "attnlrp",
-    "transformer_attribution": "gae",
-    "mgae": "mask_lrp",
-    "attention_rollout": "rollout",
-    "layer_saliency": "decoded_layer_saliency",
 }
 
 # Hyperparameters that may be given as a path: name -> loader(path, config) -> pytree.

@@ -27,6 +27,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from jaxplain.attribution._common import embed, example_axes, masked, resolve_target
+from jaxplain.attribution._names import ALIASES
 from jaxplain.attribution._quadrature import check_chunk_size, map_steps
 from jaxplain.attribution.gradients import (PER_DIMENSION, gradient, gradient_x_input,
                                             integrated_gradients, saliency)
@@ -213,6 +214,7 @@ def _kernel(kind: str) -> Callable[..., Float[Array, "B T"]]:
              pad_id: int = 0, mask_id: int = 103,
              unk_id: int = 100, special_ids: tuple[int, ...] = (101, 102),
              **base_hyper: Any) -> Float[Array, "B T"]:
+    base = ALIASES.get(base, base)
     if base not in BASES:
       raise InputError(f"unknown base method {base!r} for {kind}; use one of "
                        f"{', '.join(BASES)}.")
@@ -220,7 +222,12 @@ def _kernel(kind: str) -> Callable[..., Float[Array, "B T"]]:
     accepted = inspect.signature(method).parameters
     for name in base_hyper:
       if name not in accepted or name in ("key", "embeddings"):
-        raise InputError(f"base method {base!r} has no hyperparameter {name!r}.")
+        own = [p for p, v in inspect.signature(kernel).parameters.items()
+               if v.kind == v.KEYWORD_ONLY and p not in ("key", *_TOKEN_IDS)]
+        theirs = [p for p, v in accepted.items() if v.kind == v.KEYWORD_ONLY
+                  and p not in ("key", "embeddings", *_TOKEN_IDS)]
+        raise InputError(f"{kind} has no hyperparameter {name!r}; it takes {', '.join(own)}, "
+                         f"and its base method {base!r} takes {', '.join(theirs) or 'none'}.")
     ids = dict(pad_id=pad_id, mask_id=mask_id, unk_id=unk_id, special_ids=special_ids)
     base_hyper.update({k: v for k, v in ids.items() if k in accepted})
     tunnel = noise_tunnel(method, kind=kind, samples=samples, stdev=stdev, chunk_size=chunk_size,

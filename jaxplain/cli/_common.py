@@ -133,14 +133,8 @@ def parse_target(target: str | None, labels: Sequence[str]) -> int | None:
   t = target.strip()
   if _INT.fullmatch(t):
     return int(t)
-  for i, label in enumerate(labels):
-    if str(label) == t:
-      return i
-  matches = [i for i, label in enumerate(labels) if str(label).lower() == t.lower()]
-  if len(matches) == 1:
-    return matches[0]
-  raise InputError(f"unknown target {target!r}; pass a class index 0..{len(labels) - 1} or one "
-                   f"of the labels: {', '.join(map(str, labels))}.")
+  from jaxplain.models.model import label_index  # pylint: disable=g-import-not-at-top
+  return label_index(t, labels)
 
 
 def check_writable(path: str) -> str:

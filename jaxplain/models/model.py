@@ -96,6 +96,23 @@ class Model:
     return [self.tokenizer.convert_ids_to_tokens(ids[i][mask[i]].tolist())
             for i in range(ids.shape[0])]
 
+  def resolve_target(self, target: Any) -> Any:
+    """``target`` with label names (``"positive"``, any case) replaced by class indices.
+
+    A name, or a list or array holding names, becomes indices; anything else is returned as
+    it is (:meth:`check_target` checks it).
+
+    Raises:
+      InputError: a name that is not one of :attr:`labels`.
+    """
+    if isinstance(target, str):
+      return label_index(target, self.labels)
+    if isinstance(target, (list, tuple, np.ndarray)) and any(
+        isinstance(t, (str, np.str_)) for t in np.asarray(target, object).ravel()):
+      return [label_index(t, self.labels) if isinstance(t, (str, np.str_)) else t
+              for t in target]
+    return target
+
   def check_target(self, target: Any, batch_size: int) -> None:
     """Raises :class:`InputError` for a class index outside ``0..C-1``."""
     if target is None or callable(target):
@@ -110,6 +127,22 @@ class Model:
     if t.size and (t.min() < 0 or t.max() >= c):
       raise InputError(f"target class {int(t.max() if t.max() >= c else t.min())} is out of "
                        f"range for {c} classes {list(self.labels)}; pass 0..{c - 1}.")
+
+
+def label_index(label: str, labels: Sequence[str]) -> int:
+  """The class index of ``label``: its exact name, else the one label equal ignoring case.
+
+  Raises:
+    InputError: no label (or more than one, ignoring case) matches.
+  """
+  for i, name in enumerate(labels):
+    if str(name) == label:
+      return i
+  matches = [i for i, name in enumerate(labels) if str(name).lower() == str(label).lower()]
+  if len(matches) == 1:
+    return matches[0]
+  raise InputError(f"unknown target {label!r}; pass a class index 0..{len(labels) - 1} or one "
+                   f"of the labels: {', '.join(map(str, labels))}.")
 
 
 @functools.cache

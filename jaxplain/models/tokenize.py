@@ -6,7 +6,10 @@ whole corpus instead of one per batch. Over-long inputs are truncated with a
 :class:`InputError` naming the offending example.
 """
 
+import os
+import sys
 import warnings
+from collections.abc import Iterable, Mapping
 from typing import Any, Sequence
 
 import numpy as np
@@ -76,10 +79,13 @@ def bucket_length(longest: int, max_length: int, buckets: Sequence[int] = BUCKET
 
 
 def check_texts(texts: Any, what: str = "text") -> list[str]:
-  """``texts`` as a non-empty list of non-blank strings, or an :class:`InputError`."""
+  """``texts`` (a string, or a list, array or other iterable of them) as a non-empty list of
+  non-blank strings, or an :class:`InputError`."""
   if isinstance(texts, str):
     texts = [texts]
-  if not isinstance(texts, (list, tuple)):
+  elif isinstance(texts, Iterable) and not isinstance(texts, (bytes, dict, Mapping)):
+    texts = list(texts)  # a tuple, numpy array, pandas Series...
+  else:
     raise InputError(f"expected a {what} string or a list of strings, got "
                      f"{type(texts).__name__}.")
   if not texts:
@@ -90,6 +96,15 @@ def check_texts(texts: Any, what: str = "text") -> list[str]:
     if not t.strip():
       raise InputError(f"{what} {i} is empty or whitespace only; pass some words to explain.")
   return list(texts)
+
+
+def _caller_level() -> int:
+  """The ``stacklevel`` that points a warning at the first frame outside jaxplain."""
+  package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+  frame, level = sys._getframe(1), 1  # pylint: disable=protected-access
+  while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+    frame, level = frame.f_back, level + 1
+  return level
 
 
 def encode(tokenizer: Any, texts: str | Sequence[str], text_pairs: str | Sequence[str] | None,
@@ -113,7 +128,8 @@ def encode(tokenizer: Any, texts: str | Sequence[str], text_pairs: str | Sequenc
     pairs = check_texts(text_pairs, "text pair")
     if len(pairs) != len(texts):
       raise InputError(f"{len(texts)} texts but {len(pairs)} text pairs; pass one pair per text.")
-  full = tokenizer(texts, pairs, truncation=False, add_special_tokens=True)
+  # verbose=False: the tokenizer's own over-length message would repeat the warning below.
+  full = tokenizer(texts, pairs, truncation=False, add_special_tokens=True, verbose=False)
   lengths = [len(ids) for ids in full["input_ids"]]
   too_long = [i for i, n in enumerate(lengths) if n > max_length]
   if too_long:
@@ -122,7 +138,8 @@ def encode(tokenizer: Any, texts: str | Sequence[str], text_pairs: str | Sequenc
     if not truncate:
       raise InputError(msg + "; shorten them, or allow truncation (drop --no-truncate / "
                        "truncate=False).")
-    warnings.warn(msg + f"; truncated to {max_length} tokens.", TruncationWarning, stacklevel=3)
+    warnings.warn(msg + f"; truncated to {max_length} tokens.", TruncationWarning,
+                  stacklevel=_caller_level())
     enc = tokenizer(texts, pairs, truncation=True, max_length=max_length,
                     add_special_tokens=True, return_offsets_mapping=True)
   else:

@@ -92,6 +92,8 @@ def test_combinator_equals_registered_kernel():
   registered = _sg("smoothgrad_sq", base="integrated_gradients", steps=3, samples=2, stdev=0.05,
                    **IDS)
   np.testing.assert_allclose(np.asarray(ours), registered, atol=SAME)
+  short = _sg("smoothgrad_sq", base="ig", steps=3, samples=2, stdev=0.05, **IDS)
+  np.testing.assert_array_equal(short, registered)  # base takes the methods' short names
 
 
 def test_bad_input():
@@ -101,7 +103,8 @@ def test_bad_input():
     _sg(samples=0)
   with pytest.raises(InputError, match="unknown base"):
     _sg(base="lime")
-  with pytest.raises(InputError, match="no hyperparameter 'steps'"):
+  with pytest.raises(InputError, match="smoothgrad has no hyperparameter 'steps'; it takes base, "
+                     "samples, stdev.*its base method 'saliency' takes norm"):
     _sg(base="saliency", steps=4)
   with pytest.raises(InputError, match="noise has shape"):
     call("smoothgrad", BATCH, hyper=(), noise=jnp.zeros((2, 4, 16, 3)))

@@ -222,10 +222,19 @@ def test_unused_keys_warned(tmp_path, reference):
     ([3], "text 0 is a int, not a string"),
     (None, "expected a text string or a list of strings"),
     (b"bytes", "expected a text string"),
+    (7, "expected a text string or a list of strings, got int"),
+    ({"text": "a film"}, "got dict"),
 ])
 def test_bad_texts(bert, texts, match):
   with pytest.raises(jaxplain.InputError, match=match):
     bert.encode(texts)
+
+
+@pytest.mark.parametrize("texts", [("a good film", "bad"), np.array(["a good film", "bad"]),
+                                   (t for t in ["a good film", "bad"])])
+def test_texts_from_any_iterable(bert, texts):
+  np.testing.assert_array_equal(bert.encode(texts).input_ids,
+                                bert.encode(["a good film", "bad"]).input_ids)
 
 
 def test_pairs_of_another_length(bert):
@@ -233,10 +242,12 @@ def test_pairs_of_another_length(bert):
     bert.encode(["a", "b"], ["c"])
 
 
-def test_over_long_input_truncates_with_warning(bert):
+def test_over_long_input_truncates_with_warning(bert, capfd):
   text = " ".join(["good"] * 100)
-  with pytest.warns(jaxplain.TruncationWarning, match="longer than the model's 40 tokens"):
+  with pytest.warns(jaxplain.TruncationWarning, match="longer than the model's 40 tokens") as w:
     batch = bert.encode([text, "bad"])
+  assert w[0].filename == __file__  # points at the caller's line, not at jaxplain
+  assert "Token indices sequence length" not in capfd.readouterr().err  # one message, ours
   assert batch.input_ids.shape == (2, bert.max_length)
   assert batch.attention_mask[0].all()
   assert batch.input_ids[0, -1] == bert.tokenizer.sep_token_id
@@ -262,6 +273,19 @@ def test_max_length_out_of_range(bert):
 def test_target_out_of_range(bert, target, match):
   with pytest.raises(jaxplain.InputError, match=match):
     bert.check_target(target, batch_size=2)
+
+
+@pytest.mark.parametrize("target, index", [
+    ("positive", 2), ("Neutral", 1), (["negative", "POSITIVE"], [0, 2]), (["neutral", 0], [1, 0]),
+    (np.array(["negative", "positive"]), [0, 2]), (1, 1), (None, None)])
+def test_label_names_as_targets(bert, target, index):
+  assert bert.resolve_target(target) == index
+
+
+def test_unknown_label_name(bert):
+  with pytest.raises(jaxplain.InputError, match="unknown target 'happy'; pass a class index 0..2 "
+                     "or one of the labels: negative, neutral, positive"):
+    bert.resolve_target(["positive", "happy"])
 
 
 @pytest.mark.parametrize("target", [0, 2, np.array([2, 0]), None, lambda outputs: outputs.logits])
