@@ -187,3 +187,13 @@ def test_subprocess_error_is_one_line(tmp_path):
   assert proc.returncode == 2
   assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
   assert proc.stderr.startswith("jaxplain: error: unknown method 'nope'")
+
+
+@pytest.mark.parametrize("command, shown", [
+    (["explain"], "[default: the predicted class]"),
+    (["report"], "[default: SWEEP_DIR/report.html]"),
+])
+def test_help_keeps_bracketed_text(command, shown):
+  """Help texts are plain text: "[default: ...]" is not read as (and dropped for) markup."""
+  result = CliRunner().invoke(app, [*command, "--help"], terminal_width=100)
+  assert result.exit_code == 0 and shown in " ".join(result.stdout.split())

@@ -71,6 +71,7 @@ class _Group(TyperGroup):
 
 app = typer.Typer(
     name="jaxplain", cls=_Group, no_args_is_help=True, add_completion=False,
+    rich_markup_mode=None,  # help texts say "[default: ...]"; rich markup would drop it
     pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]},
     help="Explain transformer text classifiers with token attributions (JAX/Flax).")
 """The ``jaxplain`` command group. Define subcommands with ``@app.command()``."""
