@@ -12,6 +12,7 @@ backward pass also gives the logits, ``fn(forward, params, batch, classes, **hyp
 logits, classes)``.
 """
 
+import difflib
 import functools
 
 from jaxplain.attribution._names import ALIASES
@@ -101,7 +102,10 @@ def canonical_name(method: str) -> str:
     raise InputError(f"method must be a name string, got {type(method).__name__}.")
   name = ALIASES.get(method.lower().replace("-", "_"), method.lower().replace("-", "_"))
   if name not in METHODS:
-    raise InputError(f"unknown method {method!r}; valid methods: {', '.join(sorted(METHODS))}.")
+    close = difflib.get_close_matches(name, [*METHODS, *ALIASES], n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise InputError(f"unknown method {method!r}; {hint}valid methods: "
+                     f"{', '.join(sorted(METHODS))}.")
   return name
 
 

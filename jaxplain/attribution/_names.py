@@ -8,6 +8,8 @@ ALIASES = {
     "gxi": "gradient_x_input",
     "ig": "integrated_gradients",
     "layer_ig": "layer_integrated_gradients",
+    "lig": "layer_integrated_gradients",
+    "lgxa": "layer_gradient_x_activation",
     "attn_lrp": "attnlrp",
     "transformer_attribution": "gae",
     "mgae": "mask_lrp",

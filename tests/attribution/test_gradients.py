@@ -137,9 +137,11 @@ def test_attribute_fills_token_ids_and_deltas():
 
 def test_bad_input():
   batch = make_batch(ROWS)
-  with pytest.raises(InputError, match="valid methods: .*integrated_gradients"):
+  with pytest.raises(InputError, match="did you mean 'integrated_gradients'\\? valid methods: "
+                     ".*integrated_gradients"):
     canonical_name("integrated_gradient")
   assert canonical_name("IG") == "integrated_gradients"
+  assert canonical_name("lig") == "layer_integrated_gradients"
   with pytest.raises(InputError, match="baseline has shape"):
     call("integrated_gradients", batch, hyper=(("steps", 3),), baseline=jnp.zeros((3, 5)))
   with pytest.raises(InputError, match="unknown baseline"):
