@@ -22,7 +22,8 @@ import numpy as np
 from jaxplain._compile import jit as _jit
 from jaxplain._progress import progress_bar
 from jaxplain.attribution import (CONVERGENCE_DELTAS, METHODS, PATH_HYPERPARAMETERS,
-                                 WITH_LOGITS, auto_token_rows, canonical_name)
+                                 WITH_LOGITS, auto_token_rows, canonical_name,
+                                 kernel_token_ids)
 from jaxplain.attribution.packed import PACKABLE, PACKED_DELTAS
 from jaxplain.attribution.smoothing import KINDS as NOISE_TUNNELS
 from jaxplain.attribution.smoothing import folded_keys
@@ -385,8 +386,8 @@ def _check_packable(model: Model, name: str, target: Any, hyper: dict[str, Any])
 def _compiled_packed_delta(name: str, static_hyper: tuple[tuple[str, Hashable], ...],
                            forward: Forward) -> Callable:
   """Jitted ``PACKED_DELTAS[name]``: e.g. IG's gap per slot ``[B, S]``."""
-  return _jit(lambda params, batch, classes, scores: PACKED_DELTAS[name](
-      forward, params, batch, classes, scores, **dict(static_hyper)))
+  return _jit(lambda params, batch, classes, scores, **dynamic: PACKED_DELTAS[name](
+      forward, params, batch, classes, scores, **dict(static_hyper), **dynamic))
 
 
 def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
@@ -401,10 +402,11 @@ def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
                 else int(pack))
   rows = rows_per_batch or max(1, auto_token_rows() // row_length)
   parts, layout = pack_batch(batch, row_length, rows)
-  static, _ = _split_hyper({**_token_ids(model, name), **hyper})
+  # Arrays that every text shares (Mask-LRP's head_mask) go to each call as they are.
+  static, dynamic = _split_hyper({**_token_ids(model, name), **hyper})
   # The kernels take a packed batch as it is: a class target [R, S] is per slot
   # (jaxplain.attribution._common.resolve_target).
-  fused = _reads_logits(name, target, static, {})
+  fused = _reads_logits(name, target, static, dynamic)
   run = (_compiled_with_logits if fused else compiled)(name, static, model.forward)
   delta_fn = (_compiled_packed_delta(name, static, model.forward)
               if name in PACKED_DELTAS else None)
@@ -429,12 +431,13 @@ def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
         if name in NOISE_TUNNELS:  # each slot's text's own key
           slot_keys = _text_keys(key, _in_slots(layout, j, part.packing.starts.shape,
                                                 np.arange(b)))
-        out = run(model.params, part, cls, slot_keys)
+        out = run(model.params, part, cls, slot_keys, **dynamic)
       scores.append(np.asarray(out, np.float32))
       classes.append(np.asarray(cls))
       if delta_fn is not None:  # of the embeddings row, for per-layer methods [L+1, R, T]
         deltas.append(np.asarray(delta_fn(model.params, part, cls,
-                                          out[0] if out.ndim == 3 else out), np.float32))
+                                          out[0] if out.ndim == 3 else out, **dynamic),
+                                 np.float32))
       advance(int((layout.part == j).sum()))
   deltas = unpack_slots(deltas, layout) if deltas else None
   # Padding scores 0 in every row, so each text's per-layer sums match its unpacked ones.
@@ -455,20 +458,9 @@ def _in_slots(layout: PackLayout, part: int, shape: tuple[int, ...],
 
 
 def _token_ids(model: Model, name: str) -> dict[str, Any]:
-  """``pad_id``/``mask_id``/``unk_id``/``special_ids`` from the tokenizer, for kernels taking them.
-
-  IG-style baselines need these ids inside the kernel, which never sees a tokenizer; the user's
-  own values (``attribute(..., pad_id=...)``) override these.
-  """
-  accepted = inspect.signature(METHODS[name]).parameters
-  tok = model.tokenizer
-  if tok is None:
-    ids = {"pad_id": model.config.pad_token_id}
-  else:
-    ids = {"pad_id": tok.pad_token_id, "mask_id": tok.mask_token_id, "unk_id": tok.unk_token_id}
-    content = {i for i in ids.values() if i is not None}
-    ids["special_ids"] = tuple(sorted(set(tok.all_special_ids) - content))
-  return {k: v for k, v in ids.items() if k in accepted and v is not None}
+  """The tokenizer's ids kernel ``name`` takes (:func:`kernel_token_ids`); the user's own values
+  (``attribute(..., pad_id=...)``) override these."""
+  return kernel_token_ids(name, model.tokenizer, model.config.pad_token_id)
 
 
 def _or(x, like, fill) -> np.ndarray:

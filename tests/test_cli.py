@@ -131,7 +131,7 @@ def test_truncation_is_a_one_line_warning(runner):
     (["a film", "--method", "ig", "--steps", "0"], "steps=0 is too few"),
     (["a film", "--param", "target=1"], "--param target=... is not a method hyperparameter"),
     (["a film", "--html", "/nonexistent/dir/x.html"], "cannot write"),
-    (["a film", "--method", "gae", "--pack"], "method 'gae' does not take packed"),
+    (["a film", "--method", "lafa", "--pack"], "method 'lafa' does not take packed"),
 ])
 def test_user_errors_are_one_line(runner, args, starts):
   assert_one_line_error(explain(runner, *args), starts)

@@ -1,7 +1,8 @@
 """One ``jaxplain.attribute(model, texts, method)`` call end to end, in each layout, vs Captum.
 
     python experiments/benchmarks/bench_attribute_call.py [--n 512]
-        [--method ig50|gxi|smoothgrad10|lgxa|lig50|attcat|rollout] [--layouts one,grouped,packed]
+        [--method ig50|gxi|smoothgrad10|lgxa|lig50|attcat|rollout|gae|mask_lrp]
+        [--layouts one,grouped,packed]
         [--captum-n N] [--data PATH] [--cache]
 
 What a user gets from a single call on a list of texts, compile included: each layout runs in a
@@ -59,7 +60,8 @@ METHODS = {"ig50": ("integrated_gradients", dict(steps=50)), "gxi": ("gradient_x
            # Captum-exact layer IG (an IG run from each of the L+1 hidden states), as Captum runs.
            "lig50": ("layer_integrated_gradients", dict(steps=50, path="layer")),
            # No Captum counterpart: run with --captum-n 0 (the layouts against each other).
-           "attcat": ("attcat", {}), "rollout": ("rollout", {})}
+           "attcat": ("attcat", {}), "rollout": ("rollout", {}),
+           "gae": ("gae", {}), "mask_lrp": ("mask_lrp", {})}
 
 
 def child(args) -> None:

@@ -14,6 +14,8 @@ logits, classes)``.
 
 import difflib
 import functools
+import inspect
+from typing import Any
 
 from jaxplain.attribution._names import ALIASES
 from jaxplain.attribution._quadrature import auto_token_rows
@@ -109,9 +111,29 @@ def canonical_name(method: str) -> str:
   return name
 
 
+def kernel_token_ids(name: str, tokenizer: Any, pad_token_id: int | None) -> dict[str, Any]:
+  """The tokenizer's ids that kernel ``name`` takes as hyperparameters.
+
+  Kernels never see a tokenizer: IG-style baselines need ``pad_id``, ``mask_id``, ``unk_id``
+  and the ``special_ids`` they keep, Mask-LRP needs ``sep_token_id`` (the [SEP] it drops from
+  attention). Without a tokenizer only ``pad_id`` (the model config's) is known. Callers let the
+  user's own values override these.
+  """
+  accepted = inspect.signature(METHODS[name]).parameters
+  if tokenizer is None:
+    ids = {"pad_id": pad_token_id}
+  else:
+    ids = {"pad_id": tokenizer.pad_token_id, "mask_id": tokenizer.mask_token_id,
+           "unk_id": tokenizer.unk_token_id}
+    content = {i for i in ids.values() if i is not None}
+    ids["special_ids"] = tuple(sorted(set(tokenizer.all_special_ids) - content))
+    ids["sep_token_id"] = tokenizer.sep_token_id
+  return {k: v for k, v in ids.items() if k in accepted and v is not None}
+
+
 __all__ = ["ALIASES", "CONVERGENCE_DELTAS", "PACKABLE", "PACKED_DELTAS", "WITH_LOGITS",
            "layer_gradient_x_activation_and_logits", "lrp_scores_and_logits", "packed_ig_delta",
-           "packed_target",
+           "packed_target", "kernel_token_ids",
            "PATH_HYPERPARAMETERS", "attention_pooling", "l2x", "METHODS", "canonical_name",
            "att_gradcam", "attcat",
            "attention_gradient", "attention_rollout", "attention_x_gradient", "attnlrp", "cp_lrp",

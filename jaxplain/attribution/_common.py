@@ -27,18 +27,23 @@ def resolve_target(forward: Forward, params: Params, batch: Batch,
   if callable(target):
     return target
   if batch.packing is not None:
-    starts = batch.packing.starts
-    if target is None:
-      logits = forward(params, batch, Taps()).logits
-      classes = jnp.argmax(logits.reshape(starts.shape + (-1,)), axis=-1).astype(jnp.int32)
-    else:
-      classes = jnp.broadcast_to(jnp.asarray(target, jnp.int32), starts.shape)
-    return packed_target(classes, starts)
+    return packed_target(slot_classes(forward, params, batch, target), batch.packing.starts)
   b = batch.input_ids.shape[0]
   if target is None:
     logits = forward(params, batch, Taps()).logits
     return jnp.argmax(logits.reshape(b, -1), axis=-1).astype(jnp.int32)
   return jnp.broadcast_to(jnp.asarray(target, jnp.int32), (b,))
+
+
+def slot_classes(forward: Forward, params: Params, batch: Batch,
+                 target: Any) -> Int[Array, "B S"]:
+  """A packed batch's class per slot ``[B, S]``: ``target`` (an int or ``[B, S]``), or each
+  slot's predicted class for ``None``."""
+  starts = batch.packing.starts
+  if target is None:
+    logits = forward(params, batch, Taps()).logits
+    return jnp.argmax(logits.reshape(starts.shape + (-1,)), axis=-1).astype(jnp.int32)
+  return jnp.broadcast_to(jnp.asarray(target, jnp.int32), starts.shape)
 
 
 def target_logit(outputs: Outputs,

@@ -68,18 +68,28 @@ def relprop_matmul(a, b, r):
   return a * (s @ jnp.swapaxes(b, -1, -2)), b * (jnp.swapaxes(a, -1, -2) @ s)
 
 
-def relprop_add(a, b, r):
+def relprop_add(a, b, r, token_axis: int = 0, slots=None):
   """Residual rule for ``z = a + b``: z-rule shares rescaled to ``|Σa| : |Σb|`` of ``Σr``.
 
   The sums run over the whole array of ONE example (the reference sums over its batch of 1).
+  In a packed row (``slots [T, S]``, :meth:`jaxplain.Packing.slot_mask` of the row) they run
+  over each example's own tokens, read along ``token_axis`` (the query axis of ``[N, T, T]``
+  attention scores), so every example is rescaled as it is alone.
   """
   s = sdiv(r, a + b)
   ra, rb = a * s, b * s
-  sa, sb, total = ra.sum(), rb.sum(), r.sum()
+  if slots is None:
+    total = lambda x: x.sum()
+    spread = lambda v: v
+  else:
+    others = tuple(i for i in range(a.ndim) if i != token_axis)
+    total = lambda x: x.sum(others) @ slots                                # [S]
+    spread = lambda v: jnp.expand_dims(slots @ v, others)                  # [T] on token_axis
+  sa, sb, tr = total(ra), total(rb), total(r)
   den = jnp.abs(sa) + jnp.abs(sb)
-  fa = sdiv(jnp.abs(sa), den) * total
-  fb = sdiv(jnp.abs(sb), den) * total
-  return ra * sdiv(fa, sa), rb * sdiv(fb, sb)
+  fa = sdiv(jnp.abs(sa), den) * tr
+  fb = sdiv(jnp.abs(sb), den) * tr
+  return ra * spread(sdiv(fa, sa)), rb * spread(sdiv(fb, sb))
 
 
 def _plain_layer_norm(x, scale, bias, eps):
@@ -135,7 +145,8 @@ def layer_forward(lp, x, mask_bias, num_heads: int, eps: float, activation: str)
   Args:
     lp: the layer's parameters as a plain dict (``nnx.to_pure_dict(params)["layers"][i]``).
     x: ``[T, H]`` the layer's input (``Outputs.hidden[i][b]``).
-    mask_bias: ``[T]`` additive key bias (0 on attended keys, ``finfo.min`` elsewhere).
+    mask_bias: ``[T]`` additive key bias (0 on attended keys, ``finfo.min`` elsewhere), or
+      ``[T, T]`` per query (a packed row: each example's tokens attend to their own).
     num_heads, eps, activation: from the model's config.
   Returns:
     A :class:`LayerCache`; ``.out`` is the layer's output ``[T, H]``.
@@ -146,7 +157,8 @@ def layer_forward(lp, x, mask_bias, num_heads: int, eps: float, activation: str)
   heads = lambda y: y.reshape(t, num_heads, d).transpose(1, 0, 2)
   q, k, v = heads(dense("query", x)), heads(dense("key", x)), heads(dense("value", x))
   scores = (q @ k.transpose(0, 2, 1)) / math.sqrt(d)
-  bias = jnp.broadcast_to(mask_bias[None, None, :], scores.shape)
+  key_bias = mask_bias[None, None, :] if mask_bias.ndim == 1 else mask_bias[None]
+  bias = jnp.broadcast_to(key_bias, scores.shape)
   probs = jax.nn.softmax(scores + bias, axis=-1)
   ctx = (probs @ v).transpose(1, 0, 2).reshape(t, h)
   attn = dense("attn_out", ctx)
@@ -158,7 +170,7 @@ def layer_forward(lp, x, mask_bias, num_heads: int, eps: float, activation: str)
   return LayerCache(x, q, k, v, scores, bias, probs, ctx, attn, y1, pre, act, ffn, out)
 
 
-def layer_relprop(lp, c: LayerCache, r_out, head_mask, halve_saved: bool):
+def layer_relprop(lp, c: LayerCache, r_out, head_mask, halve_saved: bool, slots=None):
   """Relevance of a layer's input from that of its output, and the saved attention relevance.
 
   Args:
@@ -169,6 +181,7 @@ def layer_relprop(lp, c: LayerCache, r_out, head_mask, halve_saved: bool):
       ``A V`` (Mask-LRP); all ones for Chefer's GAE.
     halve_saved: whether the saved attention relevance is the halved, masked share (GAE) or the
       unmasked, un-halved one (Mask-LRP's ``MGAE``).
+    slots: ``[T, S]`` a packed row's examples (see :func:`relprop_add`), or ``None``.
   Returns:
     ``(r_in [T, H], r_attention [N, T, T])``.
   """
@@ -177,11 +190,11 @@ def layer_relprop(lp, c: LayerCache, r_out, head_mask, halve_saved: bool):
   heads = lambda y: y.reshape(t, n, d).transpose(1, 0, 2)
   merge = lambda y: y.transpose(1, 0, 2).reshape(t, h)
   # Output LayerNorm: identity. Residual around the feed-forward block.
-  r_ffn, r_y1_skip = relprop_add(c.ffn, c.y1, r_out)
+  r_ffn, r_y1_skip = relprop_add(c.ffn, c.y1, r_out, 0, slots)
   r_act = relprop_linear(c.act, lp["ffn_out"]["kernel"], r_ffn)   # activation: identity
   r_y1 = relprop_linear(c.y1, lp["ffn_in"]["kernel"], r_act) + r_y1_skip
   # Attention LayerNorm: identity. Residual around self-attention.
-  r_dense, r_x_skip = relprop_add(c.dense, c.x, r_y1)
+  r_dense, r_x_skip = relprop_add(c.dense, c.x, r_y1, 0, slots)
   r_ctx = heads(relprop_linear(c.ctx, lp["attn_out"]["kernel"], r_dense))       # [N, T, D]
   r_a, r_v = relprop_matmul(c.probs, c.v, r_ctx * head_mask[:, None, None])
   r_a, r_v = r_a / 2, r_v / 2
@@ -190,7 +203,7 @@ def layer_relprop(lp, c: LayerCache, r_out, head_mask, halve_saved: bool):
   else:
     saved = relprop_matmul(c.probs, c.v, r_ctx)[0]
   # Softmax and dropout: identity. The mask-bias add, then Q K^T.
-  r_s, _ = relprop_add(c.scores, c.bias, r_a)
+  r_s, _ = relprop_add(c.scores, c.bias, r_a, 1, slots)
   r_q, r_kt = relprop_matmul(c.q, c.k.transpose(0, 2, 1), r_s)
   r_q, r_k = r_q / 2, r_kt.transpose(0, 2, 1) / 2
   r_x = (relprop_linear(c.x, lp["query"]["kernel"], merge(r_q))
@@ -199,30 +212,38 @@ def layer_relprop(lp, c: LayerCache, r_out, head_mask, halve_saved: bool):
   return r_x + r_x_skip, saved
 
 
-def head_relprop(hp, family: str, last, seed):
+def head_relprop(hp, family: str, last, seed, starts=None):
   """Relevance of the last hidden state ``[T, H]`` from a seed on the logits ``[C]``.
 
   Pooler/dense, activation (identity), classifier, all α1β0; the relevance lands on ``[CLS]``.
+  A packed row has a seed per slot, ``[S, C]``, landing on each example's first token
+  (``starts [S]``; empty slots, ``-1``, have zero seeds).
   """
   inner = hp["pooler"] if family == "bert" else hp["dense"]
-  cls = last[0]
+  rows = 0 if starts is None else jnp.maximum(starts, 0)
+  cls = last[rows]                                                     # [H] or [S, H]
   pooled = ACTIVATION_FNS[HEAD_ACTIVATION[family]](cls @ inner["kernel"] + inner["bias"])
   r_pooled = relprop_linear(pooled, hp["out"]["kernel"], seed)
   r_cls = relprop_linear(cls, inner["kernel"], r_pooled)
-  return jnp.zeros_like(last).at[0].set(r_cls)
+  return jnp.zeros_like(last).at[rows].add(r_cls)
 
 
-def chefer_relprop(p, config, hidden, mask, seed, head_mask, halve_saved: bool):
-  """Chefer relprop for ONE example through the whole encoder.
+def chefer_relprop(p, config, hidden, mask, seed, head_mask, halve_saved: bool, starts=None,
+                   slots=None):
+  """Chefer relprop for ONE example (or one packed row) through the whole encoder.
 
   Args:
     p: parameters as a plain dict (``nnx.to_pure_dict(params)``).
     config: the model's :class:`EncoderConfig`.
     hidden: ``[L+1, T, H]`` hidden states from the (explanation) forward pass.
-    mask: ``[T]`` attention mask of the explanation forward pass.
-    seed: ``[C]`` starting relevance on the logits (one-hot in the reference).
+    mask: ``[T]`` attention mask of the explanation forward pass, or ``[T, T]`` the keys each
+      query attends to (a packed row).
+    seed: ``[C]`` starting relevance on the logits (one-hot in the reference); ``[S, C]`` for
+      a packed row, one per slot.
     head_mask: ``[L, N]`` relevance-pass head mask (ones for GAE).
     halve_saved: see :func:`layer_relprop`.
+    starts: ``[S]`` a packed row's first token per slot (:attr:`jaxplain.Packing.starts`).
+    slots: ``[T, S]`` a packed row's slot mask (:meth:`jaxplain.Packing.slot_mask`).
   Returns:
     ``(r_attention [L, N, T, T], r_input [T, H])``: the saved attention relevance per layer and
     the relevance of the encoder's input (the embeddings' output).
@@ -231,10 +252,10 @@ def chefer_relprop(p, config, hidden, mask, seed, head_mask, halve_saved: bool):
   caches = [layer_forward(p["layers"][i], hidden[i], mask_bias, config.num_heads,
                           config.layer_norm_eps, config.activation)
             for i in range(config.num_layers)]
-  r = head_relprop(p["head"], config.family, hidden[-1], seed)
+  r = head_relprop(p["head"], config.family, hidden[-1], seed, starts)
   saved = [None] * config.num_layers
   for i in reversed(range(config.num_layers)):
-    r, saved[i] = layer_relprop(p["layers"][i], caches[i], r, head_mask[i], halve_saved)
+    r, saved[i] = layer_relprop(p["layers"][i], caches[i], r, head_mask[i], halve_saved, slots)
   return jnp.stack(saved), r
 
 
@@ -263,7 +284,7 @@ def cls_row(joint, cls_self: str, mask=None, packing=None):
   ``joint [B, T, T]``), each token reads the row of its own example's [CLS].
   """
   if packing is not None:
-    return _packed_cls_row(joint, cls_self, packing)
+    return _packed_cls_row(joint, cls_self, packing, mask)
   row = joint[..., 0, :]
   if cls_self == "zero":
     return row.at[..., 0].set(0.0)
@@ -275,9 +296,10 @@ def cls_row(joint, cls_self: str, mask=None, packing=None):
   raise InputError(f"cls_self {cls_self!r} is unknown; use 'zero', 'min' or 'keep'.")
 
 
-def _packed_cls_row(joint, cls_self: str, packing):
+def _packed_cls_row(joint, cls_self: str, packing, mask=None):
   """:func:`cls_row` of a packed ``joint [B, T, T]``: token ``t`` reads
-  ``joint[b, start(t), t]``, the row of its own example's [CLS]."""
+  ``joint[b, start(t), t]``, the row of its own example's [CLS] (``"min"``: the minimum over
+  its own tokens where ``mask [B, T]`` is set)."""
   starts = packing.token_starts()                                        # [B, T]
   row = jnp.take_along_axis(joint, starts[:, None, :], axis=1)[:, 0, :]
   is_cls = packing.first_tokens()
@@ -285,6 +307,8 @@ def _packed_cls_row(joint, cls_self: str, packing):
     return jnp.where(is_cls, 0.0, row)
   if cls_self == "min":  # the minimum over each example's own tokens
     slots = packing.slot_mask() > 0                                      # [B, T, S]
+    if mask is not None:
+      slots = slots & (mask[:, :, None] > 0)
     mins = jnp.where(slots, row[..., None], jnp.inf).min(1)              # [B, S]
     own = jnp.take_along_axis(mins, packing.token_slots(), axis=1)
     return jnp.where(is_cls, own, row)

@@ -217,7 +217,8 @@ def partial_lrp(forward: Forward, params: Params, batch: Batch, target: Target =
   del key
   r_att, _, _, _ = chefer_relevance(forward, params, batch, target)
   cam = jnp.maximum(r_att[-1], 0.0).mean(1)
-  return masked(_relprop.cls_row(cam, cls_self, batch.attention_mask), batch.attention_mask)
+  return masked(_relprop.cls_row(cam, cls_self, batch.attention_mask, batch.packing),
+                batch.attention_mask)
 
 
 def attcat(forward: Forward, params: Params, batch: Batch, target: Target = None, *,

@@ -38,7 +38,8 @@ from flax import nnx
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from jaxplain.attribution import _relprop
-from jaxplain.attribution._common import logits_and_grad, masked, resolve_target, target_logit
+from jaxplain.attribution._common import (logits_and_grad, masked, packed_target, resolve_target,
+                                          slot_classes, target_logit)
 from jaxplain.contracts import Batch, Forward, Params, Taps, Target
 from jaxplain.errors import InputError
 from jaxplain.models.rules import (ACTIVATION_FNS, RULE_SETS, RuleSet, register_rule_set,
@@ -263,9 +264,23 @@ def cp_lrp(forward: Forward, params: Params, batch: Batch, target: Target = None
 # ------------------------------------------------------------------ Chefer relprop kernels
 
 def sep_key_masked(batch: Batch, sep_token_id: int = SEP_TOKEN_ID) -> Batch:
-  """``batch`` with ``[SEP]`` removed from the attention mask (Mask-LRP's explanation forward)."""
+  """``batch`` with ``[SEP]`` removed from the attention mask (Mask-LRP's explanation forward).
+
+  A packed batch keeps its packing: the encoder attends to keys within each example where the
+  attention mask allows.
+  """
   keep = (batch.input_ids != sep_token_id).astype(batch.attention_mask.dtype)
-  return Batch(batch.input_ids, batch.attention_mask * keep, batch.token_type_ids)
+  return Batch(batch.input_ids, batch.attention_mask * keep, batch.token_type_ids,
+               packing=batch.packing)
+
+
+def attended_keys(batch: Batch) -> Int[Array, "B T"] | Int[Array, "B T T"]:
+  """The keys each query attends to, as the encoder computes them: the attention mask
+  ``[B, T]`` (every query alike), or for a packed batch ``[B, T, T]``, keys of the query's own
+  example that the attention mask allows."""
+  if batch.packing is None:
+    return batch.attention_mask
+  return (batch.packing.same_example() & (batch.attention_mask[:, None, :] > 0)).astype(jnp.int32)
 
 
 def chefer_relevance(forward: Forward, params: Params, batch: Batch, target: Target = None, *,
@@ -286,7 +301,12 @@ def chefer_relevance(forward: Forward, params: Params, batch: Batch, target: Tar
   if callable(target):
     raise InputError("Chefer relevance starts from a one-hot class seed; pass a class index "
                      "(or None for the predicted class), not a callable target.")
-  target = resolve_target(forward, params, batch, target)
+  packing = batch.packing
+  if packing is None:
+    target = classes = resolve_target(forward, params, batch, target)        # [B]
+  else:  # a seed per slot, on each example's first token
+    classes = slot_classes(forward, params, batch, target)                  # [B, S]
+    target = packed_target(classes, packing.starts)
   shape = (config.num_layers, config.num_heads)
   if head_mask is None:
     head_mask = jnp.ones(shape, jnp.float32)
@@ -301,22 +321,30 @@ def chefer_relevance(forward: Forward, params: Params, batch: Batch, target: Tar
     return target_logit(forward(params, batch, Taps(attention_delta=delta)), target).sum()
 
   grad_a = jax.grad(f)(jnp.zeros_like(outputs.attention))
-  seeds = jax.nn.one_hot(target, outputs.logits.shape[-1], dtype=jnp.float32)
+  seeds = jax.nn.one_hot(classes, outputs.logits.shape[-1], dtype=jnp.float32)
   p = nnx.to_pure_dict(params)
   one = functools.partial(_relprop.chefer_relprop, p, config,
                           head_mask=jnp.asarray(head_mask, jnp.float32), halve_saved=halve_saved)
-  r_att, r_in = jax.vmap(one, in_axes=(1, 0, 0), out_axes=(1, 0))(
-      outputs.hidden, batch.attention_mask, seeds)
+  if packing is None:
+    r_att, r_in = jax.vmap(one, in_axes=(1, 0, 0), out_axes=(1, 0))(
+        outputs.hidden, batch.attention_mask, seeds)
+  else:
+    seeds = seeds * (packing.starts >= 0)[..., None]                         # empty slots: 0
+    r_att, r_in = jax.vmap(lambda h, m, s, st, sl: one(h, m, s, starts=st, slots=sl),
+                           in_axes=(1, 0, 0, 0, 0), out_axes=(1, 0))(
+                               outputs.hidden, attended_keys(batch), seeds, packing.starts,
+                               packing.slot_mask())
   del b, t
   return r_att, grad_a, r_in, outputs
 
 
-def _rollout_scores(r_att, grad_a, mask, start_layer, cls_self):
+def _rollout_scores(r_att, grad_a, batch: Batch, start_layer, cls_self):
   maps = jnp.maximum(grad_a * r_att, 0.0).mean(2)                     # [L, B, T, T]
   if not 0 <= start_layer < maps.shape[0]:
     raise InputError(f"start_layer {start_layer} is outside 0..{maps.shape[0] - 1}.")
   joint = _relprop.rollout(maps, start_layer)                         # [B, T, T]
-  return masked(_relprop.cls_row(joint, cls_self, mask), mask)
+  mask = batch.attention_mask
+  return masked(_relprop.cls_row(joint, cls_self, mask, batch.packing), mask)
 
 
 def gae(forward: Forward, params: Params, batch: Batch, target: Target = None, *,
@@ -347,7 +375,7 @@ def gae(forward: Forward, params: Params, batch: Batch, target: Target = None, *
   del key
   expl = sep_key_masked(batch, sep_token_id) if mask_sep_key else batch
   r_att, grad_a, _, _ = chefer_relevance(forward, params, expl, target, halve_saved=True)
-  return masked(_rollout_scores(r_att, grad_a, expl.attention_mask, start_layer, cls_self),
+  return masked(_rollout_scores(r_att, grad_a, expl, start_layer, cls_self),
                 batch.attention_mask)
 
 
@@ -378,7 +406,8 @@ def mask_lrp(forward: Forward, params: Params, batch: Batch, target: Target = No
     start_layer: first rollout layer (default 0, as the reference).
     cls_self: the [CLS] entry: ``"zero"`` (reference), ``"min"`` or ``"keep"``.
     mask_sep_key: drop ``[SEP]`` from attention in the explained forward (reference: True).
-    sep_token_id: the ``[SEP]`` id (102 for BERT uncased vocabularies).
+    sep_token_id: the ``[SEP]`` id (102 for BERT uncased vocabularies; :func:`jaxplain.attribute`
+      and sweeps pass the tokenizer's, e.g. RoBERTa's ``</s>``, 2).
   Returns:
     ``[B, T]`` float32, non-negative, 0 on padding.
   References:
@@ -390,7 +419,7 @@ def mask_lrp(forward: Forward, params: Params, batch: Batch, target: Target = No
   expl = sep_key_masked(batch, sep_token_id) if mask_sep_key else batch
   r_att, grad_a, _, _ = chefer_relevance(forward, params, expl, target, head_mask=head_mask,
                                          halve_saved=halve_saved_relevance)
-  return masked(_rollout_scores(r_att, grad_a, expl.attention_mask, start_layer, cls_self),
+  return masked(_rollout_scores(r_att, grad_a, expl, start_layer, cls_self),
                 batch.attention_mask)
 
 
@@ -411,4 +440,6 @@ def full_lrp(forward: Forward, params: Params, batch: Batch, target: Target = No
   del key
   expl = sep_key_masked(batch, sep_token_id) if mask_sep_key else batch
   _, _, r_in, _ = chefer_relevance(forward, params, expl, target)
-  return masked(r_in.sum(-1).at[:, 0].set(0.0), batch.attention_mask)
+  first = (jnp.arange(r_in.shape[1]) == 0)[None] if batch.packing is None else (
+      batch.packing.first_tokens())                                    # each example's [CLS]
+  return masked(jnp.where(first, 0.0, r_in.sum(-1)), batch.attention_mask)

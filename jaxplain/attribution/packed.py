@@ -26,7 +26,7 @@ PACKABLE: tuple[str, ...] = ("gradient", "saliency", "gradient_x_input", "integr
                              "layer_gradient_x_activation", "layer_integrated_gradients",
                              "attnlrp", "cp_lrp", "raw_attention", "rollout",
                              "attention_gradient", "attention_x_gradient", "att_gradcam",
-                             "attcat")
+                             "attcat", "gae", "mask_lrp", "partial_lrp", "full_lrp")
 """Methods that give the same scores on packed batches: backward passes of one logit per
 example, through the word embeddings or (the layer variants) every hidden state, under the
 plain gradient rules or an LRP rule set (AttnLRP, CP-LRP: the same backward pass with other
@@ -34,14 +34,15 @@ local rules, :mod:`jaxplain.attribution.lrp`). The noise tunnels draw each packe
 from its slot's key and its position in its own example
 (:func:`~jaxplain.attribution.smoothing.embedding_noise`), so with a key per slot ``[B, S]`` a
 packed example gets the samples it gets alone. The attention methods
-(:mod:`jaxplain.attribution.attention`, but ``partial_lrp``) read each token's score from its
+(:mod:`jaxplain.attribution.attention`) read each token's score from its
 own example's [CLS] row (``Packing.token_starts``), and take their row means, head weights and
-min-max over its own block of the attention maps (``Packing.same_example``).
+min-max over its own block of the attention maps (``Packing.same_example``). Chefer's relprop
+kernels (GAE, Mask-LRP, full and partial LRP) re-run each packed row's layers with each query's
+own key mask, seed every example's [CLS] with its own class, and rescale their residual rule per
+example (``_relprop.relprop_add``'s ``slots``).
 
-Not here: the Chefer-style relprop kernels (GAE, Mask-LRP, full and partial LRP), which
-re-run each example's layers with a key mask of its own and seed its [CLS] row, and the seed
-methods: DiffMask and LAFA take per-text state (gates, reference pools), and decoded layer
-saliency's scores change when packed (checked on the test suite's tiny BERT)."""
+Not here: the seed methods. DiffMask and LAFA take per-text state (gates, reference pools), and
+decoded layer saliency's scores change when packed (checked on the test suite's tiny BERT)."""
 
 
 def segment_sums(scores: Float[Array, "B T"], batch: Batch) -> Float[Array, "B S"]:

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxplain._compile import jit as _jit
-from jaxplain.attribution import CONVERGENCE_DELTAS, METHODS
+from jaxplain.attribution import CONVERGENCE_DELTAS, METHODS, kernel_token_ids
 from jaxplain.attribution._common import grad_wrt_embeddings, masked
 from jaxplain.attribution.gradients import scores_from_gradient
 from jaxplain.attribution.smoothing import folded_keys
@@ -37,8 +37,6 @@ Hyper = tuple[tuple[str, Hashable], ...]
 
 SHARED_GRADIENT = ("gradient", "saliency", "gradient_x_input")
 """Methods read off one shared embedding gradient (when their hyperparameters allow it)."""
-
-_TOKEN_ID_HYPER = ("pad_id", "mask_id", "unk_id", "special_ids")
 
 
 def shares_gradient(name: str, hyper: Hyper) -> bool:
@@ -52,20 +50,12 @@ def shares_gradient(name: str, hyper: Hyper) -> bool:
 
 
 def with_token_ids(name: str, hyper: Hyper, tokenizer: Any, pad_token_id: int) -> Hyper:
-  """``hyper`` plus the tokenizer's ``pad_id``/``mask_id``/``unk_id``/``special_ids`` for kernels
-  that take them (IG baselines), unless the user gave them (as :func:`jaxplain.attribute`)."""
-  accepted = inspect.signature(METHODS[name]).parameters
-  if tokenizer is None:
-    ids = {"pad_id": pad_token_id}
-  else:
-    ids = {"pad_id": tokenizer.pad_token_id, "mask_id": tokenizer.mask_token_id,
-           "unk_id": tokenizer.unk_token_id}
-    content = {i for i in ids.values() if i is not None}
-    ids["special_ids"] = tuple(sorted(set(tokenizer.all_special_ids) - content))
+  """``hyper`` plus the tokenizer's ids that the kernel takes (IG baselines' ``pad_id``...,
+  Mask-LRP's ``sep_token_id``: :func:`jaxplain.attribution.kernel_token_ids`), unless the user
+  gave them (as :func:`jaxplain.attribute`)."""
   given = dict(hyper)
-  for k, v in ids.items():
-    if k in accepted and k not in given and v is not None:
-      given[k] = v
+  for k, v in kernel_token_ids(name, tokenizer, pad_token_id).items():
+    given.setdefault(k, v)
   return tuple(sorted(given.items()))
 
 

@@ -234,8 +234,9 @@ class Encoder(nnx.Module):
     if packing is None:
       allowed = mask[:, None, None, :] > 0  # [B, 1, 1, T]
     else:  # each token attends to its own example's tokens only: [B, 1, T, T]
-      seg = packing.segment_ids
-      allowed = ((seg[:, :, None] == seg[:, None, :]) & (seg[:, None, :] > 0))[:, None]
+      seg = packing.segment_ids  # keys also where attention_mask allows (Mask-LRP drops [SEP])
+      allowed = ((seg[:, :, None] == seg[:, None, :]) & (seg[:, None, :] > 0)
+                 & (mask[:, None, :] > 0))[:, None]
     mask_bias = jnp.where(allowed, 0.0, jnp.finfo(jnp.float32).min).astype(jnp.float32)
     b, t = batch.input_ids.shape
     start = 0
