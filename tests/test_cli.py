@@ -109,6 +109,9 @@ def test_stdin_and_html(runner, tmp_path):
   assert page.startswith("<!DOCTYPE html>") and "<script" not in page
   assert visible_texts(page) == [html.escape(SCRIPT), "a good film"]
   assert [p.name for p in tmp_path.iterdir()] == ["out.html"]  # no temp file left behind
+  umask = os.umask(0)
+  os.umask(umask)
+  assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() makes it, not owner-only
 
 
 def test_truncation_is_a_one_line_warning(runner):

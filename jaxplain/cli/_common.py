@@ -156,12 +156,17 @@ def write_atomic(path: str, text: str) -> None:
   """Writes ``text`` to ``path`` through a temporary file and :func:`os.replace`.
 
   Readers never see a half-written file, and a failed write leaves an existing file untouched.
+  The file gets the permissions ``open`` would give it (``0o666`` less the umask), not the
+  owner-only ones of a temporary file.
   """
   full = check_writable(path)
   fd, tmp = tempfile.mkstemp(prefix=".jaxplain-", suffix=".tmp", dir=os.path.dirname(full))
   try:
     with os.fdopen(fd, "w", encoding="utf-8") as f:
       f.write(text)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, full)
   except OSError as e:
     try:
