@@ -105,8 +105,9 @@ class Model:
     Raises:
       InputError: a name that is not one of :attr:`labels`.
     """
-    if isinstance(target, str):
-      return label_index(target, self.labels)
+    if isinstance(target, (str, np.str_)) or (isinstance(target, np.ndarray) and target.ndim == 0
+                                              and target.dtype.kind in "US"):
+      return label_index(str(target), self.labels)
     if isinstance(target, (list, tuple, np.ndarray)) and any(
         isinstance(t, (str, np.str_)) for t in np.asarray(target, object).ravel()):
       return [label_index(t, self.labels) if isinstance(t, (str, np.str_)) else t

@@ -277,7 +277,8 @@ def test_target_out_of_range(bert, target, match):
 
 @pytest.mark.parametrize("target, index", [
     ("positive", 2), ("Neutral", 1), (["negative", "POSITIVE"], [0, 2]), (["neutral", 0], [1, 0]),
-    (np.array(["negative", "positive"]), [0, 2]), (1, 1), (None, None)])
+    (np.array(["negative", "positive"]), [0, 2]), (np.array("neutral"), 1), (1, 1),
+    (None, None)])
 def test_label_names_as_targets(bert, target, index):
   assert bert.resolve_target(target) == index
 
