@@ -129,10 +129,20 @@ class Attribution:
     return words, np.asarray(values, np.float32)
 
   def to_pandas(self, aggregate: str | None = None):
-    """One row per (example, token), or per (example, word) with ``aggregate``."""
+    """One row per (example, token), or per (example, word) with ``aggregate``.
+
+    Columns: ``example``, ``position``, ``token`` (or ``word``), ``score``, ``method``, and where
+    the explained class is known, ``target`` and its name ``target_label``.
+    """
     import pandas as pd  # pylint: disable=g-import-not-at-top
     rows = []
     for i in range(len(self)):
+      explained = {}
+      if self.target is not None:
+        t = int(self.target[i])
+        explained["target"] = t
+        if 0 <= t < len(self.labels):
+          explained["target_label"] = self.labels[t]
       if aggregate is None:
         toks, sc = self.token_scores(i)
         unit = "token"
@@ -141,7 +151,7 @@ class Attribution:
         unit = "word"
       for j, (t, s) in enumerate(zip(toks, sc)):
         rows.append({"example": i, "position": j, unit: t, "score": float(s),
-                     "method": self.method})
+                     "method": self.method, **explained})
     return pd.DataFrame(rows)
 
   def to_arrow(self, aggregate: str | None = None):

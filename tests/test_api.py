@@ -110,6 +110,7 @@ def test_batch_size_chunks_equal_one_call(minilm):
     np.testing.assert_allclose(parts.token_scores(i)[1], whole.token_scores(i)[1], atol=1e-5)
   df = parts.to_pandas("sum")
   assert set(df.example) == {0, 1, 2} and "word" in df.columns
+  assert (df.target == 1).all() and (df.target_label == minilm.labels[1]).all()
   back = whole.take([2, 0])
   assert back.texts == [texts[2], texts[0]] and back.tokens == [whole.tokens[2], whole.tokens[0]]
   np.testing.assert_array_equal(back.scores, whole.scores[[2, 0]])
