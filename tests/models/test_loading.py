@@ -248,6 +248,9 @@ def test_over_long_input_truncates_with_warning(bert, capfd):
     batch = bert.encode([text, "bad"])
   assert w[0].filename == __file__  # points at the caller's line, not at jaxplain
   assert "Token indices sequence length" not in capfd.readouterr().err  # one message, ours
+  with pytest.warns(jaxplain.TruncationWarning) as w:  # deeper inside jaxplain: the same
+    jaxplain.attribute(bert, [text, "bad"], "gradient", pack=False)
+  assert w[0].filename == __file__
   assert batch.input_ids.shape == (2, bert.max_length)
   assert batch.attention_mask[0].all()
   assert batch.input_ids[0, -1] == bert.tokenizer.sep_token_id
