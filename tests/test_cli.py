@@ -85,6 +85,16 @@ def test_method_and_params_pass_through(runner):
   assert min(doc["examples"][0]["token_scores"]) >= 0  # l1 saliency is unsigned
 
 
+def test_json_of_a_layer_method_has_every_layer(runner, tiny_model):
+  result = explain(runner, "a good film", "--method", "lig", "--steps", "4", "--json")
+  assert result.exit_code == 0, result.output
+  ex = json.loads(result.stdout)["examples"][0]
+  rows, gaps = ex["layer_token_scores"], ex["layer_convergence_deltas"]
+  assert len(rows) == len(gaps) == tiny_model.config.num_layers + 1
+  assert all(len(r) == len(ex["tokens"]) for r in rows)
+  assert rows[0] == ex["token_scores"] and gaps[0] == ex["convergence_delta"]
+
+
 def test_pack_gives_the_same_scores(runner):
   texts = ("a good film", "the movie was bad", "fine")
   plain = explain(runner, *texts, "--json", "-t", "2", "--no-pack")

@@ -120,7 +120,8 @@ def _finite(x: Any) -> float | None:
 
 
 def to_json(result: Any, model_name: str, aggregate: str = "sum") -> dict[str, Any]:
-  """The ``--json`` document: one entry per text with label, probabilities, tokens and words.
+  """The ``--json`` document: one entry per text with label, probabilities, tokens and words
+  (and, for the layer variants, every hidden state's token scores and convergence gap).
 
   Non-finite numbers become ``null`` so the output is strict JSON.
   """
@@ -147,6 +148,11 @@ def to_json(result: Any, model_name: str, aggregate: str = "sum") -> dict[str, A
     ex["word_scores"] = [_finite(s) for s in word_scores]
     if result.deltas is not None:
       ex["convergence_delta"] = _finite(result.deltas[i])
+    layers = result.extra.get("layers")  # per-layer methods: [L+1, B, T], row 0 the embeddings
+    if layers is not None:
+      ex["layer_token_scores"] = [[_finite(s) for s in row[i, :len(toks)]] for row in layers]
+    if "layer_deltas" in result.extra:  # [L+1, B]
+      ex["layer_convergence_deltas"] = [_finite(d) for d in result.extra["layer_deltas"][:, i]]
     examples.append(ex)
   hyper = {k: v for k, v in result.hyper.items() if not hasattr(v, "shape")}
   return {"model": model_name, "method": result.method, "hyper": hyper,
