@@ -139,10 +139,10 @@ class Attribution:
     for i in range(len(self)):
       explained = {}
       if self.target is not None:
-        t = int(self.target[i])
-        explained["target"] = t
-        if 0 <= t < len(self.labels):
-          explained["target_label"] = self.labels[t]
+        cls = int(self.target[i])
+        explained["target"] = cls
+        if self.probabilities is not None and 0 <= cls < len(self.labels):  # a classifier's class
+          explained["target_label"] = self.labels[cls]
       if aggregate is None:
         toks, sc = self.token_scores(i)
         unit = "token"

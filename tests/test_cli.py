@@ -205,6 +205,7 @@ def test_subprocess_error_is_one_line(tmp_path):
 @pytest.mark.parametrize("command, shown", [
     (["explain"], "[default: the predicted class]"),
     (["report"], "[default: SWEEP_DIR/report.html]"),
+    (["explain"], "Chefer's relprop (gae, mask_lrp, partial_lrp, full_lrp), not the seed methods"),
 ])
 def test_help_keeps_bracketed_text(command, shown):
   """Help texts are plain text: "[default: ...]" is not read as (and dropped for) markup."""

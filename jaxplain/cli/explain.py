@@ -62,9 +62,9 @@ def explain(
     pack: Annotated[Optional[bool], typer.Option(
         "--pack/--no-pack", help="Pack several texts per row instead of padding each (sequence "
         "packing): the same scores with less padding, for the gradient family (noise tunnels "
-        "and layer variants included), attnlrp, cp_lrp and the attention methods (not gae, "
-        "mask_lrp, partial_lrp or full_lrp), on classifiers [default: pack when it can and "
-        "--batch-size is not given].", show_default=False)] = None,
+        "and layer variants included), attnlrp, cp_lrp, the attention methods and Chefer's "
+        "relprop (gae, mask_lrp, partial_lrp, full_lrp), not the seed methods, on classifiers "
+        "[default: pack when it can and --batch-size is not given].", show_default=False)] = None,
     aggregate: Annotated[str, typer.Option(
         "--aggregate", help="Word pieces -> words: sum, mean, max or abs_sum.")] = "sum",
     tokens: Annotated[bool, typer.Option(

@@ -83,6 +83,8 @@ def check_texts(texts: Any, what: str = "text") -> list[str]:
   non-blank strings, or an :class:`InputError`."""
   if isinstance(texts, str):
     texts = [texts]
+  elif hasattr(texts, "columns"):  # iterating a data frame gives its column names
+    raise InputError(f"got a data frame; pass its {what} column, e.g. df[\"text\"].")
   elif isinstance(texts, Iterable) and not isinstance(texts, (bytes, dict, Mapping)):
     texts = list(texts)  # a tuple, numpy array, pandas Series...
   else:

@@ -11,6 +11,7 @@ import os
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 from safetensors.numpy import load_file, save_file
 
@@ -224,6 +225,7 @@ def test_unused_keys_warned(tmp_path, reference):
     (b"bytes", "expected a text string"),
     (7, "expected a text string or a list of strings, got int"),
     ({"text": "a film"}, "got dict"),
+    (pd.DataFrame({"text": ["a film"]}), "got a data frame; pass its text column"),
 ])
 def test_bad_texts(bert, texts, match):
   with pytest.raises(jaxplain.InputError, match=match):
