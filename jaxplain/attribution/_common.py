@@ -35,6 +35,14 @@ def resolve_target(forward: Forward, params: Params, batch: Batch,
   return jnp.broadcast_to(jnp.asarray(target, jnp.int32), (b,))
 
 
+def first_tokens(batch: Batch) -> Array:
+  """``bool [B, T]``: each example's first token (its ``[CLS]``): position 0, or in a packed
+  batch each packed example's first (:meth:`jaxplain.Packing.first_tokens`)."""
+  if batch.packing is not None:
+    return batch.packing.first_tokens()
+  return jnp.broadcast_to(jnp.arange(batch.input_ids.shape[1]) == 0, batch.input_ids.shape)
+
+
 def slot_classes(forward: Forward, params: Params, batch: Batch,
                  target: Any) -> Int[Array, "B S"]:
   """A packed batch's class per slot ``[B, S]``: ``target`` (an int or ``[B, S]``), or each

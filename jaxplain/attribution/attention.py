@@ -8,7 +8,7 @@ reads from; with ``cls_self="zero"`` (the Mask-LRP evaluation code, default) the
 entry itself is 0. Means over query rows run over real tokens only, so padding never changes
 a score. On a packed batch (:class:`jaxplain.Packing`) each token reads its own example's
 ``[CLS]`` row, and means, head weights and min-max stay inside that example's block of the maps
-(all but ``partial_lrp``, whose Chefer relprop runs one example per row).
+(``partial_lrp``'s Chefer relprop keeps each example's own key mask and seed, see ``lrp``).
 
 Definitions follow Mask-LRP's baseline list (Song et al. 2024, Sec. 1.5 of the project notes):
 
@@ -32,7 +32,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from jaxplain.attribution import _relprop
-from jaxplain.attribution._common import masked, resolve_target, target_logit
+from jaxplain.attribution._common import first_tokens, masked, resolve_target, target_logit
 from jaxplain.attribution.lrp import chefer_relevance
 from jaxplain.contracts import Batch, Forward, Params, Taps, Target
 
@@ -119,10 +119,7 @@ def attention_gradient(forward: Forward, params: Params, batch: Batch, target: T
   _, g = _attention_and_grad(forward, params, batch, target)
   s = jnp.maximum(_row_mean(g[-1].mean(1), batch.attention_mask, 1, batch.packing), 0.0)  # [B, T]
   if cls_self == "zero":
-    if batch.packing is None:
-      s = s.at[:, 0].set(0.0)
-    else:  # each packed example's [CLS]
-      s = jnp.where(batch.packing.first_tokens(), 0.0, s)
+    s = jnp.where(first_tokens(batch), 0.0, s)
   return masked(s, batch.attention_mask)
 
 

@@ -38,8 +38,8 @@ from flax import nnx
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from jaxplain.attribution import _relprop
-from jaxplain.attribution._common import (logits_and_grad, masked, packed_target, resolve_target,
-                                          slot_classes, target_logit)
+from jaxplain.attribution._common import (first_tokens, logits_and_grad, masked, packed_target,
+                                          resolve_target, slot_classes, target_logit)
 from jaxplain.contracts import Batch, Forward, Params, Taps, Target
 from jaxplain.errors import InputError
 from jaxplain.models.rules import (ACTIVATION_FNS, RULE_SETS, RuleSet, register_rule_set,
@@ -440,6 +440,4 @@ def full_lrp(forward: Forward, params: Params, batch: Batch, target: Target = No
   del key
   expl = sep_key_masked(batch, sep_token_id) if mask_sep_key else batch
   _, _, r_in, _ = chefer_relevance(forward, params, expl, target)
-  first = (jnp.arange(r_in.shape[1]) == 0)[None] if batch.packing is None else (
-      batch.packing.first_tokens())                                    # each example's [CLS]
-  return masked(jnp.where(first, 0.0, r_in.sum(-1)), batch.attention_mask)
+  return masked(jnp.where(first_tokens(batch), 0.0, r_in.sum(-1)), batch.attention_mask)
