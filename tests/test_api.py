@@ -62,13 +62,44 @@ def test_gradient_x_input_matches_autodiff(tiny_model):
   batch = _batch([[2, 5, 6, 7, 3]])
   forward, params = tiny_model.forward, tiny_model.params
   a = jaxplain.attribute(tiny_model, batch, "gradient_x_input", target=1)
-  emb = forward(params, batch, jaxplain.Taps()).word_embeddings
 
-  def f(e):
-    return forward(params, batch, jaxplain.Taps(word_embeddings=e)).logits[0, 1]
+  @jax.jit  # op by op, the reference compiled each of the model's operations on its own
+  def reference(params):
+    emb = forward(params, batch, jaxplain.Taps()).word_embeddings
 
-  expected = np.asarray((jax.grad(f)(emb) * emb).sum(-1))
+    def f(e):
+      return forward(params, batch, jaxplain.Taps(word_embeddings=e)).logits[0, 1]
+
+    return (jax.grad(f)(emb) * emb).sum(-1)
+
+  expected = np.asarray(reference(params))
   np.testing.assert_allclose(a.scores, expected * batch.attention_mask, atol=1e-6)
+
+
+def test_ig_gap_is_one_compiled_program(tiny_model, monkeypatch):
+  """The unpacked path's convergence gap runs jitted (its two forward passes op by op compiled
+  each operation of the model on a first call), for class and callable targets alike, with the
+  value of the kernel run eagerly."""
+  from jaxplain import api  # pylint: disable=g-import-not-at-top
+  from jaxplain.attribution import CONVERGENCE_DELTAS  # pylint: disable=g-import-not-at-top
+  real, traced = CONVERGENCE_DELTAS["integrated_gradients"], []
+
+  def spy(*args, **kwargs):
+    traced.append(isinstance(args[4], jax.core.Tracer))  # scores [B, T]
+    return real(*args, **kwargs)
+
+  monkeypatch.setitem(CONVERGENCE_DELTAS, "integrated_gradients", spy)
+  api._compiled_delta.cache_clear()  # pylint: disable=protected-access
+  batch = _batch([[2, 5, 6, 7, 3], [2, 9, 3]])
+  by_class = jaxplain.attribute(tiny_model, batch, "ig", target=1, steps=4)
+  by_fn = jaxplain.attribute(tiny_model, batch, "ig", target=lambda out: out.logits[:, 1],
+                             steps=4)
+  api._compiled_delta.cache_clear()  # pylint: disable=protected-access
+  assert traced == [True, True]
+  eager = real(tiny_model.forward, tiny_model.params, batch, np.array([1, 1]),
+               by_class.scores)
+  np.testing.assert_allclose(by_class.deltas, eager, atol=1e-6)
+  np.testing.assert_allclose(by_fn.deltas, eager, atol=1e-6)
 
 
 def test_callable_target(tiny_model):
