@@ -62,13 +62,13 @@ def test_identity_decoding_is_fully_coherent_and_hands_saliency_to_own_token():
 
 def test_gradcam_matches_definition():
   forward, params = init_encoder(TINY, seed=0)
-  s, hidden = D.layer_gradcam(forward, params, BATCH, target=1)
+  s, hidden = jax.jit(lambda p: D.layer_gradcam(forward, p, BATCH, target=1))(params)
   l = 1
 
-  def f(h):
-    return forward(params, BATCH, jaxplain.Taps(hidden=h, hidden_layer=l)).logits[:, 1].sum()
+  def f(p, h):
+    return forward(p, BATCH, jaxplain.Taps(hidden=h, hidden_layer=l)).logits[:, 1].sum()
 
-  g = jax.grad(f)(hidden[l])
+  g = jax.jit(jax.grad(f, argnums=1))(params, hidden[l])
   m = np.asarray(BATCH.attention_mask, np.float32)[..., None]
   w = (np.asarray(g) * m).sum(1, keepdims=True) / m.sum(1, keepdims=True)
   expected = np.maximum((w * np.asarray(hidden[l])).sum(-1), 0) * m[..., 0]

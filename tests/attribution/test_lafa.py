@@ -67,12 +67,15 @@ def test_lafa_reduces_to_base_and_matches_hand_aggregate(tiny):
   pool = [_batch(POOL)]
   index = L.build_index(forward, params, pool, layer=1, quantile=1.0, key=jax.random.key(0))
   query = _batch([[2, 10, 11, 3]])
-  base = L.base_scores(forward, params, query)
-  zero = L.lafa(forward, params, query, index=index, lam=0.0)
+  # Jitted: op by op, each operation of the model compiled on its own (most of the test's time).
+  base = jax.jit(lambda p: L.base_scores(forward, p, query))(params)
+  lafa = jax.jit(lambda p, lam, **kw: L.lafa(forward, p, query, index=index, lam=lam, **kw),
+                 static_argnames=("neighbours", "kernel"))
+  zero = lafa(params, 0.0)
   np.testing.assert_allclose(zero, base, atol=ATOL)
-  got = L.lafa(forward, params, query, index=index, lam=1.0, neighbours=2, kernel="indicator")
+  got = lafa(params, 1.0, neighbours=2, kernel="indicator")
   # By hand: the two nearest pool entries other than the query itself, under the cut-off.
-  q = L.pool_hidden(forward, params, query, 1)
+  q = jax.jit(lambda p: L.pool_hidden(forward, p, query, 1))(params)
   d = np.linalg.norm(np.asarray(index.vectors) - np.asarray(q), axis=-1)
   order = [j for j in np.argsort(d, kind="stable") if d[j] > 1e-6 and d[j] < index.cutoff][:2]
   expected = np.asarray(base[0]).copy()
