@@ -35,6 +35,12 @@ def test_evaluate_bad_input_is_one_line(tmp_path):
   result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "missing.csv"), "--model", TINY])
   assert result.exit_code == 2
   assert "no data file" in result.output and "Traceback" not in result.output
+  data = tmp_path / "rt.csv"
+  data.write_text("category,text\nfresh,a fine film\n")
+  result = CliRunner().invoke(app, ["evaluate", str(data), "--model", TINY, "--no-cache"])
+  assert result.exit_code == 2 and "Traceback" not in result.output
+  assert "no column(s) label; it has category, text" in result.output
+  assert "--label-column" in result.output
   data = tmp_path / "d.csv"
   data.write_text("text,label\nthe movie was good .,positive\n")
   result = CliRunner().invoke(app, ["evaluate", str(data), "--model", TINY, "-m", "nope",

@@ -154,7 +154,8 @@ def read_corpus(spec: DataSpec) -> Corpus:
   missing = [c for c in wanted if c not in df.columns]
   if missing:
     raise InputError(f"{spec.source} has no column(s) {', '.join(missing)}; it has "
-                     f"{', '.join(map(str, df.columns))}. Pass --text-column / --label-column.")
+                     f"{', '.join(map(str, df.columns))}. Name the columns with --text-column / "
+                     "--label-column (text_column= / label_column= from Python).")
   n = len(df)
   ids = ([str(i) for i in range(n)] if spec.id_column is None
          else [_id(v, i) for i, v in enumerate(df[spec.id_column].tolist())])

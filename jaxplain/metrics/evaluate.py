@@ -374,8 +374,9 @@ def read_dataset(source: str | os.PathLike, *, text_column: str = "text",
                        f"Face hub ({type(e).__name__}); check the name or pass a local file.") from None
   missing = [c for c in (text_column, label_column) if c not in df.columns]
   if missing:
-    raise InputError(f"{path} has no column(s) {missing}; it has {list(df.columns)}. Pass "
-                     "text_column= and label_column=.")
+    raise InputError(f"{path} has no column(s) {', '.join(missing)}; it has "
+                     f"{', '.join(map(str, df.columns))}. Name the columns with text_column= "
+                     "and label_column= (--text-column / --label-column on the command line).")
   df = df[[text_column, label_column]].dropna()
   df = df[df[text_column].astype(str).str.strip() != ""]
   if label_map is not None:

@@ -86,7 +86,8 @@ def test_read_dataset(tmp_path):
   jl = tmp_path / "d.jsonl"
   jl.write_text('{"text": "x y", "label": 1}\n{"text": "z", "label": 0}\n')
   assert read_dataset(jl, limit=1) == (["x y"], [1])
-  with pytest.raises(InputError, match="no column"):
+  with pytest.raises(InputError, match="no column.*sentence; it has text, label. .*text_column="
+                     ".*--text-column"):
     read_dataset(jl, text_column="sentence")
   with pytest.raises(InputError, match="no data file"):
     read_dataset(str(tmp_path / "missing.csv"))
