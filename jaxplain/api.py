@@ -387,21 +387,15 @@ def _check_packable(model: Model, name: str, target: Any, hyper: dict[str, Any])
 
 @functools.lru_cache(maxsize=64)
 def _compiled_delta(name: str, static_hyper: tuple[tuple[str, Hashable], ...], forward: Forward,
-                    target_fn: Callable | None = None) -> Callable:
-  """Jitted ``CONVERGENCE_DELTAS[name]``: ``fn(params, batch, target, scores, **dynamic) -> [B]``
-  (``target`` is ignored when ``target_fn`` is given). Run op by op, its two forward passes
-  compiled each operation of the model on the first call (about 4 s on the tiny test BERT)."""
-  delta = functools.partial(CONVERGENCE_DELTAS[name], **dict(static_hyper))
+                    target_fn: Callable | None = None, packed: bool = False) -> Callable:
+  """Jitted ``CONVERGENCE_DELTAS[name]`` (``PACKED_DELTAS[name]`` with ``packed``, IG's gap per
+  slot ``[B, S]``): ``fn(params, batch, target, scores, **dynamic)``, ``target`` ignored when
+  ``target_fn`` is given. Run op by op, the gap's two forward passes compiled each operation of
+  the model on the first call (about 4 s on the tiny test BERT)."""
+  table = PACKED_DELTAS if packed else CONVERGENCE_DELTAS
+  delta = functools.partial(table[name], **dict(static_hyper))
   return _jit(lambda params, batch, target, scores, **dynamic: delta(
       forward, params, batch, target_fn if target_fn is not None else target, scores, **dynamic))
-
-
-@functools.lru_cache(maxsize=64)
-def _compiled_packed_delta(name: str, static_hyper: tuple[tuple[str, Hashable], ...],
-                           forward: Forward) -> Callable:
-  """Jitted ``PACKED_DELTAS[name]``: e.g. IG's gap per slot ``[B, S]``."""
-  return _jit(lambda params, batch, classes, scores, **dynamic: PACKED_DELTAS[name](
-      forward, params, batch, classes, scores, **dict(static_hyper), **dynamic))
 
 
 def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
@@ -422,7 +416,7 @@ def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
   # (jaxplain.attribution._common.resolve_target).
   fused = _reads_logits(name, target, static, dynamic)
   run = (_compiled_with_logits if fused else compiled)(name, static, model.forward)
-  delta_fn = (_compiled_packed_delta(name, static, model.forward)
+  delta_fn = (_compiled_delta(name, static, model.forward, packed=True)
               if name in PACKED_DELTAS else None)
   if target is not None:
     per_text = np.broadcast_to(np.asarray(target, np.int32), (b,))
