@@ -139,7 +139,7 @@ def test_deterministic_given_key_and_no_recompilation(case):
 @pytest.mark.parametrize("case", CASES)
 def test_jit_equals_eager(case):
   _skip(case, "jit_equals_eager")
-  batch = make_batch(ROWS[2:3], t=16)
+  batch = make_batch(ROWS[2:3], t=32)
   keys = _keys(1)
   compiled = _traced(case)
   eager = METHODS[case.name](model().forward, model().params, batch, None, key=keys,
