@@ -31,6 +31,11 @@ def _batch(rows, t=8):
   return jaxplain.Batch(ids, mask, np.zeros_like(ids), word_ids=wid)
 
 
+# Jitted once for the module: run op by op, each of the model's operations compiles on its own
+# (most of these tests' time).
+_lafa = jax.jit(L.lafa, static_argnums=0, static_argnames=("neighbours", "kernel", "base"))
+_base_scores = jax.jit(L.base_scores, static_argnums=0)
+
 POOL = [[2, 10, 11, 3], [2, 10, 12, 13, 3], [2, 20, 21, 3], [2, 11, 10, 3], [2, 30, 31, 32, 3]]
 
 
@@ -67,13 +72,10 @@ def test_lafa_reduces_to_base_and_matches_hand_aggregate(tiny):
   pool = [_batch(POOL)]
   index = L.build_index(forward, params, pool, layer=1, quantile=1.0, key=jax.random.key(0))
   query = _batch([[2, 10, 11, 3]])
-  # Jitted: op by op, each operation of the model compiled on its own (most of the test's time).
-  base = jax.jit(lambda p: L.base_scores(forward, p, query))(params)
-  lafa = jax.jit(lambda p, lam, **kw: L.lafa(forward, p, query, index=index, lam=lam, **kw),
-                 static_argnames=("neighbours", "kernel"))
-  zero = lafa(params, 0.0)
+  base = _base_scores(forward, params, query)
+  zero = _lafa(forward, params, query, index=index, lam=0.0)
   np.testing.assert_allclose(zero, base, atol=ATOL)
-  got = lafa(params, 1.0, neighbours=2, kernel="indicator")
+  got = _lafa(forward, params, query, index=index, lam=1.0, neighbours=2, kernel="indicator")
   # By hand: the two nearest pool entries other than the query itself, under the cut-off.
   q = jax.jit(lambda p: L.pool_hidden(forward, p, query, 1))(params)
   d = np.linalg.norm(np.asarray(index.vectors) - np.asarray(q), axis=-1)
@@ -95,8 +97,8 @@ def test_no_neighbour_inside_cutoff_gives_base(tiny):
   index = L.build_index(forward, params, [_batch(POOL)], layer=1, quantile=1.0)
   index = index.__class__(**{**index.__dict__, "cutoff": jnp.asarray(0.0)})
   query = _batch([[2, 10, 11, 3]])
-  np.testing.assert_allclose(L.lafa(forward, params, query, index=index, lam=1.0),
-                             L.base_scores(forward, params, query), atol=ATOL)
+  np.testing.assert_allclose(_lafa(forward, params, query, index=index, lam=1.0),
+                             _base_scores(forward, params, query), atol=ATOL)
 
 
 def test_same_class_restriction(tiny):
@@ -104,9 +106,9 @@ def test_same_class_restriction(tiny):
   index = L.build_index(forward, params, [_batch(POOL)], layer=1, quantile=1.0,
                         labels=np.array([0, 1, 1, 1, 1]))
   query = _batch([[2, 10, 11, 3]])
-  only_zero = L.lafa(forward, params, query, index=index, lam=1.0, query_labels=jnp.asarray([0]),
-                     kernel="indicator")  # the only class-0 entry is the query itself
-  np.testing.assert_allclose(only_zero, L.base_scores(forward, params, query), atol=ATOL)
+  only_zero = _lafa(forward, params, query, index=index, lam=1.0, query_labels=jnp.asarray([0]),
+                    kernel="indicator")  # the only class-0 entry is the query itself
+  np.testing.assert_allclose(only_zero, _base_scores(forward, params, query), atol=ATOL)
 
 
 def test_bad_input(tiny):
