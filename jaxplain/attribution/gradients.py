@@ -242,7 +242,8 @@ def baseline_embeddings(forward: Forward, params: Params, batch: Batch,
   if shape not in (tuple(x.shape), tuple(x.shape[1:])):
     raise InputError(f"baseline has shape {shape}; it must match the word embeddings "
                      f"{tuple(x.shape)} ([B, T, E]) or one example {tuple(x.shape[1:])} "
-                     "([T, E]).")
+                     "([T, E]). T is the padded batch's width: through jaxplain.attribute, "
+                     "model.encode(texts).input_ids.shape[1].")
   return jnp.broadcast_to(jnp.asarray(baseline, x.dtype), x.shape)
 
 

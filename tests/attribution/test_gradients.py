@@ -133,6 +133,12 @@ def test_attribute_fills_token_ids_and_deltas():
   np.testing.assert_allclose(a.scores, direct, atol=SAME)
   assert a.deltas is not None and a.deltas.shape == (2,)
   assert a.hyper == {"steps": 6, "baseline": "mask"}
+  # A baseline array must be as wide as the batch attribute pads the texts to: the error says
+  # where that width comes from.
+  t, e = batch.input_ids.shape[1], m.config.embedding_size or m.config.hidden_size
+  with pytest.raises(InputError, match=rf"\(2, {t}, {e}\) \(\[B, T, E\]\).*"
+                     r"model\.encode\(texts\)\.input_ids\.shape\[1\]"):
+    jaxplain.attribute(m, texts, "ig", steps=6, baseline=np.zeros((t + 1, e), np.float32))
 
 
 def test_bad_input():
