@@ -225,27 +225,25 @@ def _attribute_batch(model: Model, batch: Batch, texts: list[str] | None,
     out, extra = _layer_rows(np.asarray(out, np.float32), None)
     return _result(model, batch, texts, pairs, name, hyper, out, np.asarray(classes, np.int32),
                    _probabilities(model, logits), None, extra)
-  logits = np.asarray(model.outputs(batch).logits, np.float32)
-  probs = _probabilities(model, logits)
-  if callable(target):
-    fn, tgt = compiled(name, static, model.forward, target), None
-    target_arr = None
-  else:
-    fn = compiled(name, static, model.forward)
-    if target is None:
-      target_arr = logits.reshape(b, -1).argmax(-1).astype(np.int32)
-    else:
-      target_arr = np.broadcast_to(np.asarray(target, np.int32), (b,)).copy()
-    tgt = jnp.asarray(target_arr)
-  out = np.asarray(fn(model.params, device_batch, tgt, key, **dynamic), np.float32)
+  if not callable(target):  # the forward pass, the method and its gap in one program
+    classes = np.broadcast_to(np.asarray(0 if target is None else target, np.int32), (b,))
+    out, logits, classes, deltas = _compiled_fused(name, static, model.forward)(
+        model.params, device_batch, jnp.asarray(classes), target is None, key, **dynamic)
+    deltas = None if deltas is None else np.asarray(deltas, np.float32)
+    out, extra = _layer_rows(np.asarray(out, np.float32), deltas)
+    return _result(model, batch, texts, pairs, name, hyper, out, np.asarray(classes, np.int32),
+                   _probabilities(model, logits), deltas, extra)
+  probs = _probabilities(model, model.outputs(batch).logits)
+  out = np.asarray(compiled(name, static, model.forward, target)(
+      model.params, device_batch, None, key, **dynamic), np.float32)
   deltas = None
   if name in CONVERGENCE_DELTAS:
-    delta_fn = _compiled_delta(name, static, model.forward, target if callable(target) else None)
-    deltas = np.asarray(delta_fn(model.params, device_batch, tgt,
+    delta_fn = _compiled_delta(name, static, model.forward, target)
+    deltas = np.asarray(delta_fn(model.params, device_batch,
                                  jnp.asarray(out[0] if out.ndim == 3 else out), **dynamic),
                         np.float32)
   out, extra = _layer_rows(out, deltas)
-  return _result(model, batch, texts, pairs, name, hyper, out, target_arr, probs, deltas, extra)
+  return _result(model, batch, texts, pairs, name, hyper, out, None, probs, deltas, extra)
 
 
 def _layer_rows(out: np.ndarray, deltas: np.ndarray | None) -> tuple[np.ndarray, dict[str, Any]]:
@@ -387,15 +385,44 @@ def _check_packable(model: Model, name: str, target: Any, hyper: dict[str, Any])
 
 @functools.lru_cache(maxsize=64)
 def _compiled_delta(name: str, static_hyper: tuple[tuple[str, Hashable], ...], forward: Forward,
-                    target_fn: Callable | None = None, packed: bool = False) -> Callable:
-  """Jitted ``CONVERGENCE_DELTAS[name]`` (``PACKED_DELTAS[name]`` with ``packed``, IG's gap per
-  slot ``[B, S]``): ``fn(params, batch, target, scores, **dynamic)``, ``target`` ignored when
-  ``target_fn`` is given. Run op by op, the gap's two forward passes compiled each operation of
-  the model on the first call (about 4 s on the tiny test BERT)."""
-  table = PACKED_DELTAS if packed else CONVERGENCE_DELTAS
-  delta = functools.partial(table[name], **dict(static_hyper))
-  return _jit(lambda params, batch, target, scores, **dynamic: delta(
-      forward, params, batch, target_fn if target_fn is not None else target, scores, **dynamic))
+                    target_fn: Callable) -> Callable:
+  """Jitted ``CONVERGENCE_DELTAS[name]`` for a callable target:
+  ``fn(params, batch, scores, **dynamic)``. Run op by op, the gap's two forward passes compiled
+  each operation of the model on the first call (about 4 s on the tiny test BERT)."""
+  delta = functools.partial(CONVERGENCE_DELTAS[name], **dict(static_hyper))
+  return _jit(lambda params, batch, scores, **dynamic: delta(
+      forward, params, batch, target_fn, scores, **dynamic))
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_fused(name: str, static_hyper: tuple[tuple[str, Hashable], ...],
+                    forward: Forward) -> Callable:
+  """One jitted program for a class target: the model's logits, the classes, the method's
+  scores and, where the method has one, its convergence gap.
+
+  ``fn(params, batch, classes, predicted, key, **dynamic) -> (scores, logits, classes,
+  gap | None)``: ``classes`` is ``int32 [B]``, or ``[R, S]`` per slot of a packed batch, whose
+  gap comes per slot (:data:`~jaxplain.attribution.PACKED_DELTAS`); with ``predicted`` (a
+  traced bool, so both cases share the program) the predicted classes replace them. Separate
+  programs for the logits and the gap cost two more compilations per shape (about 1 s of a
+  first one-text IG call on the default model) and one more forward pass.
+  """
+  kernel = functools.partial(METHODS[name], **dict(static_hyper))
+
+  def run(params, batch, classes, predicted, key, **dynamic):
+    logits = forward(params, batch).logits  # [B, ...] or packed [R, S, ...]
+    lead = classes.shape  # argmax over everything past the example (or slot) axes
+    best = jnp.argmax(logits.reshape(lead + (-1,)), -1).astype(jnp.int32)
+    classes = jnp.where(predicted, best, classes)
+    scores = kernel(forward, params, batch, classes, key=key, **dynamic)
+    table = PACKED_DELTAS if batch.packing is not None else CONVERGENCE_DELTAS
+    gap = None
+    if name in table:  # of the embeddings row, for per-layer methods [L+1, B, T]
+      gap = functools.partial(table[name], **dict(static_hyper))(
+          forward, params, batch, classes, scores[0] if scores.ndim == 3 else scores, **dynamic)
+    return scores, logits, classes, gap
+
+  return _jit(run)
 
 
 def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
@@ -414,38 +441,30 @@ def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
   static, dynamic = _split_hyper({**_token_ids(model, name), **hyper})
   # The kernels take a packed batch as it is: a class target [R, S] is per slot
   # (jaxplain.attribution._common.resolve_target).
-  fused = _reads_logits(name, target, static, dynamic)
-  run = (_compiled_with_logits if fused else compiled)(name, static, model.forward)
-  delta_fn = (_compiled_delta(name, static, model.forward, packed=True)
-              if name in PACKED_DELTAS else None)
-  if target is not None:
-    per_text = np.broadcast_to(np.asarray(target, np.int32), (b,))
+  one_pass = _reads_logits(name, target, static, dynamic)
+  run = (_compiled_with_logits if one_pass else _compiled_fused)(name, static, model.forward)
+  per_text = np.broadcast_to(np.asarray(0 if target is None else target, np.int32), (b,))
   scores, logits, classes, deltas = [], [], [], []
   with _progress(progress, len(parts), b) as advance:
     for j, part in enumerate(parts):
       part = jax.tree.map(jnp.asarray, part)
-      cls = None
-      if target is not None:  # each text's class, placed in its slot (empty slots: class 0)
-        cls = jnp.asarray(_in_slots(layout, j, part.packing.starts.shape, per_text))
-      if fused:  # the logits [R, S, K] of the method's own forward pass
-        out, row_logits, cls = run(model.params, part, cls)
-        logits.append(np.asarray(row_logits, np.float32))
+      # Each text's class in its slot (empty slots: class 0).
+      cls = jnp.asarray(_in_slots(layout, j, part.packing.starts.shape, per_text))
+      gap = None
+      if one_pass:  # the logits [R, S, K] of the method's own forward pass
+        out, row_logits, cls = run(model.params, part, None if target is None else cls)
       else:
-        logits.append(np.asarray(model.outputs(part).logits, np.float32))  # [R, S, ...]
-        if cls is None:
-          cls = jnp.asarray(logits[-1].reshape(logits[-1].shape[:2] + (-1,)).argmax(-1),
-                            jnp.int32)
         slot_keys = None
         if name in NOISE_TUNNELS:  # each slot's text's own key
           slot_keys = _text_keys(key, _in_slots(layout, j, part.packing.starts.shape,
                                                 np.arange(b)))
-        out = run(model.params, part, cls, slot_keys, **dynamic)
+        out, row_logits, cls, gap = run(model.params, part, cls, target is None, slot_keys,
+                                        **dynamic)
+      logits.append(np.asarray(row_logits, np.float32))
       scores.append(np.asarray(out, np.float32))
       classes.append(np.asarray(cls))
-      if delta_fn is not None:  # of the embeddings row, for per-layer methods [L+1, R, T]
-        deltas.append(np.asarray(delta_fn(model.params, part, cls,
-                                          out[0] if out.ndim == 3 else out, **dynamic),
-                                 np.float32))
+      if gap is not None:  # per slot [R, S]
+        deltas.append(np.asarray(gap, np.float32))
       advance(int((layout.part == j).sum()))
   deltas = unpack_slots(deltas, layout) if deltas else None
   # Padding scores 0 in every row, so each text's per-layer sums match its unpacked ones.

@@ -78,8 +78,8 @@ def test_gradient_x_input_matches_autodiff(tiny_model):
 
 def test_ig_gap_is_one_compiled_program(tiny_model, monkeypatch):
   """The unpacked path's convergence gap runs jitted (its two forward passes op by op compiled
-  each operation of the model on a first call), for class and callable targets alike, with the
-  value of the kernel run eagerly."""
+  each operation of the model on a first call): in the method's own program for a class target,
+  in one of its own for a callable target, with the value of the kernel run eagerly."""
   from jaxplain import api  # pylint: disable=g-import-not-at-top
   from jaxplain.attribution import CONVERGENCE_DELTAS  # pylint: disable=g-import-not-at-top
   real, traced = CONVERGENCE_DELTAS["integrated_gradients"], []
@@ -90,11 +90,13 @@ def test_ig_gap_is_one_compiled_program(tiny_model, monkeypatch):
 
   monkeypatch.setitem(CONVERGENCE_DELTAS, "integrated_gradients", spy)
   api._compiled_delta.cache_clear()  # pylint: disable=protected-access
+  api._compiled_fused.cache_clear()  # pylint: disable=protected-access
   batch = _batch([[2, 5, 6, 7, 3], [2, 9, 3]])
   by_class = jaxplain.attribute(tiny_model, batch, "ig", target=1, steps=4)
   by_fn = jaxplain.attribute(tiny_model, batch, "ig", target=lambda out: out.logits[:, 1],
                              steps=4)
   api._compiled_delta.cache_clear()  # pylint: disable=protected-access
+  api._compiled_fused.cache_clear()  # pylint: disable=protected-access
   assert traced == [True, True]
   eager = real(tiny_model.forward, tiny_model.params, batch, np.array([1, 1]),
                by_class.scores)

@@ -298,6 +298,25 @@ def test_one_pass_methods_read_their_logits_off_their_own_pass(monkeypatch, name
   assert not calls
 
 
+@pytest.mark.parametrize("name", ["integrated_gradients", "smoothgrad", "gae"])
+def test_other_methods_find_their_logits_in_their_own_program(monkeypatch, name):
+  """Every other method with a class target computes the logits (the probabilities and the
+  predicted classes), its scores and its convergence gap in one compiled program, packed or
+  not: no ``model.outputs`` call, and the logits of a separate forward pass."""
+  m = model()
+  logits = np.asarray(m.outputs(m.encode(TEXTS)).logits)
+  calls = []
+  real = type(m).outputs
+  monkeypatch.setattr(type(m), "outputs", lambda self, *a, **k: calls.append(1) or real(
+      self, *a, **k))
+  for pack in (False, True):
+    a = jaxplain.attribute(m, TEXTS, name, pack=pack, **HYPER.get(name, {}))
+    np.testing.assert_array_equal(a.target, logits.argmax(-1))
+    np.testing.assert_allclose(a.probabilities, jax.nn.softmax(logits, -1), atol=1e-6)
+    assert (a.deltas is not None) == (name == "integrated_gradients")
+  assert not calls
+
+
 def test_noise_tunnels_draw_each_texts_own_noise_wherever_it_runs(monkeypatch):
   """SmoothGrad through ``attribute``: text ``i`` draws from ``fold_in(key, i)`` in every layout
   (one call, length-sorted calls, packed rows), as row ``i`` of ``model.encode(texts)`` does
