@@ -1,11 +1,13 @@
 """Wall time of one ``jaxplain explain`` from a shell: cold (empty compilation cache), then warm.
 
-    python experiments/benchmarks/bench_explain_startup.py [--model DIR] [--repeats 3]
+    python experiments/benchmarks/bench_explain_startup.py [--model DIR] [--method NAME]
+        [--repeats 3]
 
 Each run is a fresh ``python -m jaxplain explain "an utterly charming film" ...`` subprocess with
 ``XDG_CACHE_HOME`` pointed at a new temporary directory, so JAX's persistent compilation cache
 (``$XDG_CACHE_HOME/jaxplain/jax``) starts empty: the first run compiles and fills it ("cold"),
-the following runs load the compiled programs from it ("warm"). The same command with
+the following runs load the compiled programs from it ("warm"). ``--method`` explains with
+that method instead of the command's default (gradient x input). The same command with
 ``--no-cache`` and ``jaxplain --help`` (import cost only) are timed for reference. Per repeat a new
 cache directory is used, and the median over repeats is printed.
 
@@ -57,6 +59,7 @@ def main() -> None:
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   ap.add_argument("--model", default=None)
   ap.add_argument("--target", default=None)
+  ap.add_argument("--method", default=None, help="e.g. ig; default: the command's own")
   ap.add_argument("--repeats", type=int, default=3)
   args = ap.parse_args()
   if args.model:
@@ -64,7 +67,7 @@ def main() -> None:
     note = args.model
   else:
     model_args, note = default_args()
-  command = ["explain", TEXT, *model_args]
+  command = ["explain", TEXT, *model_args] + (["--method", args.method] if args.method else [])
   times = {"jaxplain --help (imports only)": [], "explain --no-cache": [],
            "explain cold (empty cache)": [], "explain warm (cache filled)": []}
   for _ in range(args.repeats):

@@ -1,0 +1,82 @@
+"""Time of a process's first ``jaxplain.attribute`` calls, compile included, per checkout.
+
+    python experiments/benchmarks/bench_first_call.py [--method ig] [--repeats 3]
+        [--tree OTHER_CHECKOUT ...]
+
+Each repeat runs a fresh Python process that loads the default model, then times
+``attribute(model, "an utterly charming film", method)`` (one text: unpacked) and, right after,
+``attribute(model, three_texts, method)`` (packed where the method packs). Both are first calls
+of their shapes, so they include tracing and compiling; the persistent compilation cache is off.
+With ``--tree``, the same child imports jaxplain from each checkout given (for example a
+``git worktree`` of an older commit) as well as from this one, interleaved repeat by repeat, so
+the checkouts are compared on the same host at the same time. Prints the median and every run.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+CHILD = """
+import json, sys, time
+import jax
+jax.config.update("jax_enable_compilation_cache", False)
+import jaxplain
+model = jaxplain.default_model()
+method = sys.argv[1]
+t0 = time.perf_counter()
+jaxplain.attribute(model, "an utterly charming film", method)
+t1 = time.perf_counter()
+jaxplain.attribute(model, ["a dull, lifeless mess", "great fun", "not good at all, sadly"],
+                   method)
+t2 = time.perf_counter()
+print(json.dumps({"one": t1 - t0, "three": t2 - t1, "file": jaxplain.__file__}))
+"""
+
+
+def _child(tree: str, method: str) -> dict:
+  env = dict(os.environ, PYTHONPATH=tree + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  env.pop("JAX_COMPILATION_CACHE_DIR", None)
+  proc = subprocess.run([sys.executable, "-c", CHILD, method], env=env, cwd=tree,
+                        capture_output=True, text=True)
+  if proc.returncode != 0:
+    sys.exit(f"the child in {tree} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+  out = json.loads(proc.stdout.strip().splitlines()[-1])
+  if not out["file"].startswith(os.path.realpath(tree)):
+    sys.exit(f"the child in {tree} imported jaxplain from {out['file']}, not from that tree.")
+  return out
+
+
+def main() -> None:
+  ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  ap.add_argument("--method", default="ig")
+  ap.add_argument("--repeats", type=int, default=3)
+  ap.add_argument("--tree", action="append", default=[],
+                  help="another checkout to time as well (repeatable)")
+  args = ap.parse_args()
+  trees = [REPO] + [os.path.realpath(t) for t in args.tree]
+  runs = {t: {"one": [], "three": []} for t in trees}
+  for _ in range(args.repeats):
+    for tree in trees:
+      out = _child(tree, args.method)
+      for k in ("one", "three"):
+        runs[tree][k].append(out[k])
+  print(f"method {args.method}; python {sys.version.split()[0]}, {os.cpu_count()} cores, load "
+        f"average {os.getloadavg()[0]:.1f}; median of {args.repeats} fresh processes (seconds)\n")
+  print("| checkout | first call, 1 text | runs | first call, 3 texts | runs |")
+  print("|---|---|---|---|---|")
+  for tree, r in runs.items():
+    head = subprocess.run(["git", "-C", tree, "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True).stdout.strip() or "?"
+    name = f"{tree} ({head})"
+    print(f"| {name} | {statistics.median(r['one']):.2f} | "
+          f"{', '.join(f'{x:.2f}' for x in r['one'])} | {statistics.median(r['three']):.2f} | "
+          f"{', '.join(f'{x:.2f}' for x in r['three'])} |")
+
+
+if __name__ == "__main__":
+  main()
