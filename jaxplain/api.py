@@ -2,8 +2,10 @@
 
 This is where kernels meet jit. Kernels are pure and unjitted; :func:`compiled` jits each
 (method, static hyperparameters, model) once and caches it, so a second call with the same
-shape bucket never recompiles. Array-valued hyperparameters (a baseline, a noise level given as
-an array) stay dynamic.
+shape bucket never recompiles. :func:`attribute` runs each call in one such program that also
+returns the model's logits (for the probabilities and the predicted classes) and, for IG, the
+convergence gap. Array-valued hyperparameters (a baseline, a noise level given as an array)
+stay dynamic.
 """
 
 import contextlib
