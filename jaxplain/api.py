@@ -220,17 +220,10 @@ def _attribute_batch(model: Model, batch: Batch, texts: list[str] | None,
     model.check_target(target, b)
   static, dynamic = _split_hyper({**_token_ids(model, name), **hyper})
   device_batch = batch.device_part()
-  if _reads_logits(name, target, static, dynamic):
-    classes = None if target is None else np.broadcast_to(np.asarray(target, np.int32), (b,))
-    out, logits, classes = _compiled_with_logits(name, static, model.forward)(
-        model.params, device_batch, classes)
-    out, extra = _layer_rows(np.asarray(out, np.float32), None)
-    return _result(model, batch, texts, pairs, name, hyper, out, np.asarray(classes, np.int32),
-                   _probabilities(model, logits), None, extra)
   if not callable(target):  # the forward pass, the method and its gap in one program
     classes = np.broadcast_to(np.asarray(0 if target is None else target, np.int32), (b,))
-    out, logits, classes, deltas = _compiled_fused(name, static, model.forward)(
-        model.params, device_batch, jnp.asarray(classes), target is None, key, **dynamic)
+    out, logits, classes, deltas = _class_target_program(name, static, dynamic, model.forward)(
+        model.params, device_batch, jnp.asarray(classes), target is None, key)
     deltas = None if deltas is None else np.asarray(deltas, np.float32)
     out, extra = _layer_rows(np.asarray(out, np.float32), deltas)
     return _result(model, batch, texts, pairs, name, hyper, out, np.asarray(classes, np.int32),
@@ -283,12 +276,12 @@ def _text_keys(key: jax.Array, index: np.ndarray) -> jax.Array:
   return folded_keys(key, np.asarray(index, np.int32))
 
 
-def _reads_logits(name: str, target: Any, static: tuple[tuple[str, Hashable], ...],
+def _reads_logits(name: str, static: tuple[tuple[str, Hashable], ...],
                   dynamic: dict[str, Any]) -> bool:
-  """Whether the call can take its logits from the method's own pass
-  (:data:`~jaxplain.attribution.WITH_LOGITS`): such a method, a class target, and only
-  hyperparameters that its ``WITH_LOGITS`` function takes."""
-  if name not in WITH_LOGITS or callable(target) or dynamic:
+  """Whether a call with a class target can take its logits from the method's own pass
+  (:data:`~jaxplain.attribution.WITH_LOGITS`): such a method, and only hyperparameters that
+  its ``WITH_LOGITS`` function takes."""
+  if name not in WITH_LOGITS or dynamic:
     return False
   takes = inspect.signature(WITH_LOGITS[name]).parameters
   return all(takes.get(k) is not None and takes[k].kind == inspect.Parameter.KEYWORD_ONLY
@@ -396,6 +389,20 @@ def _compiled_delta(name: str, static_hyper: tuple[tuple[str, Hashable], ...], f
       forward, params, batch, target_fn, scores, **dynamic))
 
 
+def _class_target_program(name: str, static: tuple[tuple[str, Hashable], ...],
+                          dynamic: dict[str, Any], forward: Forward) -> Callable:
+  """``fn(params, batch, classes, predicted, key) -> (scores, logits, classes, gap | None)``
+  for a class target, packed or not: the method's own pass where it gives the logits
+  (:func:`_compiled_with_logits`), else :func:`_compiled_fused`."""
+  if _reads_logits(name, static, dynamic):
+    fn = _compiled_with_logits(name, static, forward)
+    return lambda params, batch, classes, predicted, key: (
+        *fn(params, batch, None if predicted else classes), None)
+  fn = _compiled_fused(name, static, forward)
+  return lambda params, batch, classes, predicted, key: fn(params, batch, classes, predicted,
+                                                           key, **dynamic)
+
+
 @functools.lru_cache(maxsize=64)
 def _compiled_fused(name: str, static_hyper: tuple[tuple[str, Hashable], ...],
                     forward: Forward) -> Callable:
@@ -443,8 +450,7 @@ def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
   static, dynamic = _split_hyper({**_token_ids(model, name), **hyper})
   # The kernels take a packed batch as it is: a class target [R, S] is per slot
   # (jaxplain.attribution._common.resolve_target).
-  one_pass = _reads_logits(name, target, static, dynamic)
-  run = (_compiled_with_logits if one_pass else _compiled_fused)(name, static, model.forward)
+  run = _class_target_program(name, static, dynamic, model.forward)
   per_text = np.broadcast_to(np.asarray(0 if target is None else target, np.int32), (b,))
   scores, logits, classes, deltas = [], [], [], []
   with _progress(progress, len(parts), b) as advance:
@@ -452,16 +458,11 @@ def _attribute_packed(model: Model, batch: Batch, texts: list[str] | None,
       part = jax.tree.map(jnp.asarray, part)
       # Each text's class in its slot (empty slots: class 0).
       cls = jnp.asarray(_in_slots(layout, j, part.packing.starts.shape, per_text))
-      gap = None
-      if one_pass:  # the logits [R, S, K] of the method's own forward pass
-        out, row_logits, cls = run(model.params, part, None if target is None else cls)
-      else:
-        slot_keys = None
-        if name in NOISE_TUNNELS:  # each slot's text's own key
-          slot_keys = _text_keys(key, _in_slots(layout, j, part.packing.starts.shape,
-                                                np.arange(b)))
-        out, row_logits, cls, gap = run(model.params, part, cls, target is None, slot_keys,
-                                        **dynamic)
+      slot_keys = None
+      if name in NOISE_TUNNELS:  # each slot's text's own key
+        slot_keys = _text_keys(key, _in_slots(layout, j, part.packing.starts.shape,
+                                              np.arange(b)))
+      out, row_logits, cls, gap = run(model.params, part, cls, target is None, slot_keys)
       logits.append(np.asarray(row_logits, np.float32))
       scores.append(np.asarray(out, np.float32))
       classes.append(np.asarray(cls))

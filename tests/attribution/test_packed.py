@@ -260,6 +260,15 @@ def test_progress_bar_counts_the_texts(capsys, pack):
   assert capsys.readouterr().err == ""
 
 
+def _count_outputs_calls(monkeypatch, m) -> list:
+  """A list that grows by one at each ``model.outputs`` call (a separate forward pass)."""
+  calls = []
+  real = type(m).outputs
+  monkeypatch.setattr(type(m), "outputs", lambda self, *a, **k: calls.append(1) or real(
+      self, *a, **k))
+  return calls
+
+
 @pytest.mark.parametrize("name,hyper", [("gradient", {}), ("saliency", dict(norm="l1")),
                                         ("gradient_x_input", {}),
                                         ("layer_gradient_x_activation", {}), ("attnlrp", {}),
@@ -282,10 +291,7 @@ def test_one_pass_methods_read_their_logits_off_their_own_pass(monkeypatch, name
 
   kernel = lambda classes: np.asarray(run(m.params, classes))
   ref = kernel(predicted)
-  calls = []
-  real = type(m).outputs
-  monkeypatch.setattr(type(m), "outputs", lambda self, *a, **k: calls.append(1) or real(
-      self, *a, **k))
+  calls = _count_outputs_calls(monkeypatch, m)
   for pack in (False, True):
     a = jaxplain.attribute(m, TEXTS, name, pack=pack, **hyper)
     np.testing.assert_array_equal(a.target, predicted)
@@ -305,10 +311,7 @@ def test_other_methods_find_their_logits_in_their_own_program(monkeypatch, name)
   not: no ``model.outputs`` call, and the logits of a separate forward pass."""
   m = model()
   logits = np.asarray(m.outputs(m.encode(TEXTS)).logits)
-  calls = []
-  real = type(m).outputs
-  monkeypatch.setattr(type(m), "outputs", lambda self, *a, **k: calls.append(1) or real(
-      self, *a, **k))
+  calls = _count_outputs_calls(monkeypatch, m)
   for pack in (False, True):
     a = jaxplain.attribute(m, TEXTS, name, pack=pack, **HYPER.get(name, {}))
     np.testing.assert_array_equal(a.target, logits.argmax(-1))
