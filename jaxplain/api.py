@@ -113,7 +113,7 @@ def attribute(model: Model, batch_or_texts: Batch | str | Sequence[str],
       call about 2048 token rows on the CPU, 8192 elsewhere. With ``pack``: packed rows per
       call (default: the same budget).
     seed: seeds ``key`` when none is given (methods with randomness, e.g. SmoothGrad).
-    key: a ``jax.random.key``; overrides ``seed``.
+    key: a ``jax.random.key`` (or an int, taken as its seed); overrides ``seed``.
     pack: lay several texts end to end in each row (sequence packing) instead of padding each
       to a bucket: ``True`` (rows of the smallest bucket that holds the longest input and 64
       tokens, or all the inputs when they total fewer:
@@ -134,13 +134,16 @@ def attribute(model: Model, batch_or_texts: Batch | str | Sequence[str],
     >>> a = jaxplain.attribute(model, "an utterly charming film", "ig")     # doctest: +SKIP
     >>> a.word_scores(0)                                                    # doctest: +SKIP
   """
+  if not isinstance(model, Model):
+    raise InputError(f"model must be a jaxplain.Model, got {type(model).__name__}; load one "
+                     "with jaxplain.default_model() or jaxplain.load_model(path).")
   name = canonical_name(method)
   _check_hyper(name, hyper)
   target = model.resolve_target(target)
   for k, load in PATH_HYPERPARAMETERS.items():  # e.g. selector=PATH: load it for this model
     if isinstance(hyper.get(k), (str, os.PathLike)):
       hyper[k] = load(hyper[k], model.config)
-  key = jax.random.key(seed) if key is None else key
+  key = _check_key(key, seed)
   _check_pack_value(pack)
   if pack not in (False, "auto"):
     _check_packable(model, name, target, hyper)
@@ -220,25 +223,20 @@ def _attribute_batch(model: Model, batch: Batch, texts: list[str] | None,
     model.check_target(target, b)
   static, dynamic = _split_hyper({**_token_ids(model, name), **hyper})
   device_batch = batch.device_part()
-  if not callable(target):  # the forward pass, the method and its gap in one program
+  # The forward pass (probabilities, predicted classes), the method and its gap: one program.
+  if callable(target):
+    out, logits, deltas = _compiled_callable(name, static, model.forward, target)(
+        model.params, device_batch, key, **dynamic)
+    classes = None
+  else:
     classes = np.broadcast_to(np.asarray(0 if target is None else target, np.int32), (b,))
     out, logits, classes, deltas = _class_target_program(name, static, dynamic, model.forward)(
         model.params, device_batch, jnp.asarray(classes), target is None, key)
-    deltas = None if deltas is None else np.asarray(deltas, np.float32)
-    out, extra = _layer_rows(np.asarray(out, np.float32), deltas)
-    return _result(model, batch, texts, pairs, name, hyper, out, np.asarray(classes, np.int32),
-                   _probabilities(model, logits), deltas, extra)
-  probs = _probabilities(model, model.outputs(batch).logits)
-  out = np.asarray(compiled(name, static, model.forward, target)(
-      model.params, device_batch, None, key, **dynamic), np.float32)
-  deltas = None
-  if name in CONVERGENCE_DELTAS:
-    delta_fn = _compiled_delta(name, static, model.forward, target)
-    deltas = np.asarray(delta_fn(model.params, device_batch,
-                                 jnp.asarray(out[0] if out.ndim == 3 else out), **dynamic),
-                        np.float32)
-  out, extra = _layer_rows(out, deltas)
-  return _result(model, batch, texts, pairs, name, hyper, out, None, probs, deltas, extra)
+    classes = np.asarray(classes, np.int32)
+  deltas = None if deltas is None else np.asarray(deltas, np.float32)
+  out, extra = _layer_rows(np.asarray(out, np.float32), deltas)
+  return _result(model, batch, texts, pairs, name, hyper, out, classes,
+                 _probabilities(model, logits), deltas, extra)
 
 
 def _layer_rows(out: np.ndarray, deltas: np.ndarray | None) -> tuple[np.ndarray, dict[str, Any]]:
@@ -267,6 +265,26 @@ def _result(model: Model, batch: Batch, texts: list[str] | None, pairs: list[str
       sequence_ids=_or(batch.sequence_ids, batch.input_ids, -1), texts=texts, text_pairs=pairs,
       target=target, probabilities=probs, labels=model.labels, method=name,
       hyper=dict(hyper), deltas=deltas, extra=extra)
+
+
+def _check_key(key: Any, seed: Any) -> jax.Array:
+  """The typed PRNG key ``attribute`` runs with: ``key`` (a ``jax.random.key``, a legacy
+  ``uint32 [2]`` ``PRNGKey``, or an int seed), else ``jax.random.key(seed)``."""
+  is_int = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+  if key is None:
+    if not is_int(seed):
+      raise InputError(f"seed must be an int, got {seed!r}.")
+    return jax.random.key(int(seed))
+  if is_int(key):
+    return jax.random.key(int(key))
+  if isinstance(key, (jax.Array, np.ndarray)):
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
+      return key
+    if key.dtype == np.uint32 and key.shape == (2,):
+      return jax.random.wrap_key_data(jnp.asarray(key))
+  shape = f" of shape {tuple(key.shape)}" if hasattr(key, "shape") else ""
+  raise InputError(f"key must be one jax.random.key(...) or an int seed, got "
+                   f"{type(key).__name__}{shape}; pass e.g. key=jax.random.key(0), or seed=0.")
 
 
 def _text_keys(key: jax.Array, index: np.ndarray) -> jax.Array:
@@ -379,14 +397,30 @@ def _check_packable(model: Model, name: str, target: Any, hyper: dict[str, Any])
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled_delta(name: str, static_hyper: tuple[tuple[str, Hashable], ...], forward: Forward,
-                    target_fn: Callable) -> Callable:
-  """Jitted ``CONVERGENCE_DELTAS[name]`` for a callable target:
-  ``fn(params, batch, scores, **dynamic)``. Run op by op, the gap's two forward passes compiled
-  each operation of the model on the first call (about 4 s on the tiny test BERT)."""
-  delta = functools.partial(CONVERGENCE_DELTAS[name], **dict(static_hyper))
-  return _jit(lambda params, batch, scores, **dynamic: delta(
-      forward, params, batch, target_fn, scores, **dynamic))
+def _compiled_callable(name: str, static_hyper: tuple[tuple[str, Hashable], ...],
+                       forward: Forward, target_fn: Callable) -> Callable:
+  """One jitted program for a callable target, as :func:`_compiled_fused` is for classes:
+  ``fn(params, batch, key, **dynamic) -> (scores, logits, gap | None)``.
+
+  The callable is part of the cache key (a function cannot be traced), so a new function
+  object, e.g. a ``lambda`` written inside a loop, compiles anew: define it once. Separate
+  programs for the logits and the gap compiled twice more per shape and ran one more forward
+  pass: a first IG call on the default model takes about a fifth less in one program
+  (``experiments/benchmarks/results/bench_first_call.md``).
+  """
+  kernel = functools.partial(METHODS[name], **dict(static_hyper))
+
+  def run(params, batch, key, **dynamic):
+    logits = forward(params, batch).logits
+    scores = kernel(forward, params, batch, target_fn, key=key, **dynamic)
+    gap = None
+    if name in CONVERGENCE_DELTAS:  # of the embeddings row, for per-layer methods [L+1, B, T]
+      gap = functools.partial(CONVERGENCE_DELTAS[name], **dict(static_hyper))(
+          forward, params, batch, target_fn, scores[0] if scores.ndim == 3 else scores,
+          **dynamic)
+    return scores, logits, gap
+
+  return _jit(run)
 
 
 def _class_target_program(name: str, static: tuple[tuple[str, Hashable], ...],

@@ -60,8 +60,13 @@ class Attribution:
 
   def take(self, index: Sequence[int] | np.ndarray | slice) -> "Attribution":
     """Examples ``index`` (positions, in that order, or a slice), every per-example field with
-    them: e.g. ``a.take([2, 0])`` or ``a.take(slice(0, 4))``."""
-    pick = np.arange(len(self))[index]
+    them: e.g. ``a.take([2, 0])`` or ``a.take(slice(0, 4))``; ``a.take(2)`` is example 2 alone."""
+    try:
+      pick = np.arange(len(self))[index]
+    except IndexError as e:
+      raise InputError(f"{e}: this Attribution holds {len(self)} examples; pass positions "
+                       f"0..{len(self) - 1}.") from None
+    pick = np.atleast_1d(pick)
     rows = lambda x: None if x is None else np.asarray(x)[pick]
     items = lambda x: None if x is None else [x[i] for i in pick]
     return dataclasses.replace(
@@ -78,8 +83,20 @@ class Attribution:
     """``int [B]`` predicted class, when the head is a classifier."""
     return None if self.probabilities is None else self.probabilities.argmax(-1)
 
+  def _example(self, i: Any) -> int:
+    """``i`` as a position ``0..B-1`` (negative ones count from the end), or an InputError."""
+    b = len(self)
+    if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
+      raise InputError(f"example index must be an int, got {type(i).__name__}; use "
+                       "take(...) for several examples.")
+    if not -b <= i < b:
+      raise InputError(f"example {i} is out of range: this Attribution holds {b} examples; "
+                       f"pass 0..{b - 1}.")
+    return int(i) % b
+
   def token_scores(self, i: int) -> tuple[list[str], np.ndarray]:
     """Example ``i``'s real tokens and their scores."""
+    i = self._example(i)
     n = int(self.attention_mask[i].sum())
     return self.tokens[i], self.scores[i, :n]
 
@@ -106,6 +123,7 @@ class Attribution:
                        f"{', '.join(WORD_AGGREGATIONS)}.")
     if special_tokens not in ("drop", "keep"):
       raise InputError(f"special_tokens must be 'drop' or 'keep', not {special_tokens!r}.")
+    i = self._example(i)
     n = int(self.attention_mask[i].sum())
     wids, scores = self.word_ids[i, :n], self.scores[i, :n]
     words, values = [], []

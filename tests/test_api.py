@@ -89,13 +89,13 @@ def test_ig_gap_is_one_compiled_program(tiny_model, monkeypatch):
     return real(*args, **kwargs)
 
   monkeypatch.setitem(CONVERGENCE_DELTAS, "integrated_gradients", spy)
-  api._compiled_delta.cache_clear()  # pylint: disable=protected-access
+  api._compiled_callable.cache_clear()  # pylint: disable=protected-access
   api._compiled_fused.cache_clear()  # pylint: disable=protected-access
   batch = _batch([[2, 5, 6, 7, 3], [2, 9, 3]])
   by_class = jaxplain.attribute(tiny_model, batch, "ig", target=1, steps=4)
   by_fn = jaxplain.attribute(tiny_model, batch, "ig", target=lambda out: out.logits[:, 1],
                              steps=4)
-  api._compiled_delta.cache_clear()  # pylint: disable=protected-access
+  api._compiled_callable.cache_clear()  # pylint: disable=protected-access
   api._compiled_fused.cache_clear()  # pylint: disable=protected-access
   assert traced == [True, True]
   eager = real(tiny_model.forward, tiny_model.params, batch, np.array([1, 1]),
@@ -109,6 +109,41 @@ def test_callable_target(tiny_model):
   a = jaxplain.attribute(tiny_model, batch, "gradient", target=lambda out: out.logits[:, 2])
   b = jaxplain.attribute(tiny_model, batch, "gradient", target=2)
   np.testing.assert_allclose(a.scores, b.scores, atol=1e-6)
+
+
+def test_callable_target_of_the_wrong_shape_is_named(tiny_model):
+  batch = _batch([[2, 5, 6, 3]])
+  with pytest.raises(jaxplain.InputError, match=r"shape \[B\]; given logits of shape \(1, 3\) "
+                     r"it returned shape \(1, 3\)"):
+    jaxplain.attribute(tiny_model, batch, "gradient", target=lambda out: out.logits)
+
+
+def test_model_and_key_are_checked_and_an_int_key_seeds(tiny_model):
+  batch = _batch([[2, 5, 6, 3]])
+  with pytest.raises(jaxplain.InputError, match="model must be a jaxplain.Model, got str"):
+    jaxplain.attribute("default", batch, "gradient")
+  with pytest.raises(jaxplain.InputError, match="key must be one jax.random.key"):
+    jaxplain.attribute(tiny_model, batch, "smoothgrad", key=jax.random.split(jax.random.key(0)))
+  with pytest.raises(jaxplain.InputError, match="seed must be an int"):
+    jaxplain.attribute(tiny_model, batch, "smoothgrad", seed=0.5)
+  runs = [jaxplain.attribute(tiny_model, batch, "smoothgrad", samples=2, **kw).scores
+          for kw in ({"key": 3}, {"seed": 3}, {"key": jax.random.PRNGKey(3)},
+                     {"key": jax.random.key(3)})]
+  for r in runs[1:]:
+    np.testing.assert_array_equal(r, runs[0])
+
+
+def test_example_index_out_of_range_is_named(tiny_model):
+  a = jaxplain.attribute(tiny_model, _batch([[2, 5, 6, 3], [2, 7, 3]]), "gradient")
+  for read in (a.token_scores, a.word_scores):
+    with pytest.raises(jaxplain.InputError, match="example 2 is out of range: .* 2 examples"):
+      read(2)
+  np.testing.assert_array_equal(a.token_scores(-1)[1], a.token_scores(1)[1])
+  with pytest.raises(jaxplain.InputError, match="holds 2 examples; pass positions 0..1"):
+    a.take([0, 5])
+  one = a.take(1)
+  assert len(one) == 1 and one.scores.shape == (1, 16)
+  np.testing.assert_array_equal(one.scores[0], a.scores[1])
 
 
 def test_label_name_target(tiny_model):

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
 from jaxplain.contracts import Batch, Forward, Outputs, Params, Taps, Target
+from jaxplain.errors import InputError
 
 
 def masked(x: Float[Array, "... B T"], mask: Int[Array, "B T"]) -> Float[Array, "... B T"]:
@@ -32,7 +33,11 @@ def resolve_target(forward: Forward, params: Params, batch: Batch,
   if target is None:
     logits = forward(params, batch, Taps()).logits
     return jnp.argmax(logits.reshape(b, -1), axis=-1).astype(jnp.int32)
-  return jnp.broadcast_to(jnp.asarray(target, jnp.int32), (b,))
+  target = jnp.asarray(target, jnp.int32)
+  if target.ndim > 1 or target.size not in (1, b):
+    raise InputError(f"target has shape {tuple(target.shape)}; pass one class per example "
+                     f"({b}), one class for all, or None for the predicted ones.")
+  return jnp.broadcast_to(target.reshape(-1) if target.ndim else target, (b,))
 
 
 def first_tokens(batch: Batch) -> Array:
@@ -65,7 +70,14 @@ def target_logit(outputs: Outputs,
   (``lambda out: out.logits[jnp.arange(B), starts, 0]``) is usually clearer.
   """
   if callable(target):
-    return target(outputs).astype(jnp.float32)
+    value, b = target(outputs), outputs.logits.shape[0]
+    if jnp.shape(value) != (b,):
+      raise InputError(
+          f"a callable target must return one scalar per example, shape [B]; given logits of "
+          f"shape {tuple(outputs.logits.shape)} it returned shape {tuple(jnp.shape(value))}. "
+          "Reduce them to one value per example, e.g. "
+          "lambda out: out.logits[:, 1] - out.logits[:, 0].")
+    return jnp.asarray(value).astype(jnp.float32)
   logits = outputs.logits.reshape(outputs.logits.shape[0], -1)
   return jnp.take_along_axis(logits, target[:, None], axis=1)[:, 0].astype(jnp.float32)
 

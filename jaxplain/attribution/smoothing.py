@@ -65,7 +65,11 @@ def example_keys(key: PRNGKeyArray | None, batch: Batch) -> PRNGKeyArray:
   if key is None:
     raise InputError("a noise tunnel needs a PRNG key: pass key=jax.random.key(seed) (or seed= "
                      "to jaxplain.attribute).")
-  if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+  dtype = getattr(key, "dtype", None)
+  if dtype is None or not (jnp.issubdtype(dtype, jax.dtypes.prng_key) or dtype == jnp.uint32):
+    raise InputError(f"key must be a jax.random.key (or a raw uint32 PRNGKey), got "
+                     f"{type(key).__name__}; pass key=jax.random.key(seed).")
+  if not jnp.issubdtype(dtype, jax.dtypes.prng_key):
     key = jax.random.wrap_key_data(key)  # raw uint32 keys [2], [B, 2] or [B, S, 2]
   shape = example_axes(batch)
   if key.ndim == 0:

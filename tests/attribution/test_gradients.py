@@ -162,6 +162,10 @@ def test_bad_input():
     _ig(batch, steps=3, chunk_size=0)
   with pytest.raises(InputError, match="norm"):
     call("saliency", batch, hyper=(("norm", "l3"),))
+  b = batch.input_ids.shape[0]
+  with pytest.raises(InputError, match=rf"target has shape \({b + 1},\); pass one class per "
+                     rf"example \({b}\)"):
+    _ig(batch, target=jnp.zeros(b + 1, jnp.int32), steps=3)
   with pytest.raises(InputError, match="has no hyperparameter"):
     jaxplain.attribute(model(), "a film", "ig", n_steps=5)
 

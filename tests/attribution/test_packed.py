@@ -306,9 +306,9 @@ def test_one_pass_methods_read_their_logits_off_their_own_pass(monkeypatch, name
 
 @pytest.mark.parametrize("name", ["integrated_gradients", "smoothgrad", "gae"])
 def test_other_methods_find_their_logits_in_their_own_program(monkeypatch, name):
-  """Every other method with a class target computes the logits (the probabilities and the
-  predicted classes), its scores and its convergence gap in one compiled program, packed or
-  not: no ``model.outputs`` call, and the logits of a separate forward pass."""
+  """Every other method computes the logits (the probabilities and the predicted classes), its
+  scores and its convergence gap in one compiled program, for a class target packed or not and
+  for a callable target: no ``model.outputs`` call, and the logits of a separate forward pass."""
   m = model()
   logits = np.asarray(m.outputs(m.encode(TEXTS)).logits)
   calls = _count_outputs_calls(monkeypatch, m)
@@ -317,6 +317,12 @@ def test_other_methods_find_their_logits_in_their_own_program(monkeypatch, name)
     np.testing.assert_array_equal(a.target, logits.argmax(-1))
     np.testing.assert_allclose(a.probabilities, jax.nn.softmax(logits, -1), atol=1e-6)
     assert (a.deltas is not None) == (name == "integrated_gradients")
+  if name != "gae":  # Chefer's relprop seeds a class; it refuses callables
+    by_fn = jaxplain.attribute(m, TEXTS, name, target=lambda out: out.logits[:, 0],
+                               **HYPER.get(name, {}))
+    assert by_fn.target is None
+    np.testing.assert_allclose(by_fn.probabilities, jax.nn.softmax(logits, -1), atol=1e-6)
+    assert (by_fn.deltas is not None) == (name == "integrated_gradients")
   assert not calls
 
 

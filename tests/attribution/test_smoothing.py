@@ -110,5 +110,7 @@ def test_bad_input():
     call("smoothgrad", BATCH, hyper=(), noise=jnp.zeros((2, 4, 16, 3)))
   with pytest.raises(InputError, match="PRNG key"):
     noise_tunnel(integrated_gradients)(model().forward, model().params, BATCH)
+  with pytest.raises(InputError, match="key must be a jax.random.key .*got int"):
+    noise_tunnel(integrated_gradients)(model().forward, model().params, BATCH, key=3)
   with pytest.raises(InputError, match="kind"):
     noise_tunnel(integrated_gradients, kind="meangrad")
