@@ -1,12 +1,14 @@
 """Time of a process's first ``jaxplain.attribute`` calls, compile included, per checkout.
 
     python experiments/benchmarks/bench_first_call.py [--method ig] [--repeats 3]
-        [--tree OTHER_CHECKOUT ...]
+        [--target predicted|margin] [--tree OTHER_CHECKOUT ...]
 
 Each repeat runs a fresh Python process that loads the default model, then times
 ``attribute(model, "an utterly charming film", method)`` (one text: unpacked) and, right after,
 ``attribute(model, three_texts, method)`` (packed where the method packs). Both are first calls
 of their shapes, so they include tracing and compiling; the persistent compilation cache is off.
+``--target margin`` explains a callable target, ``logits[:, 1] - logits[:, 0]`` (one function
+for both calls; a callable target never packs), instead of the predicted class.
 With ``--tree``, the same child imports jaxplain from each checkout given (for example a
 ``git worktree`` of an older commit) as well as from this one, interleaved repeat by repeat, so
 the checkouts are compared on the same host at the same time. Prints the median and every run.
@@ -28,20 +30,21 @@ jax.config.update("jax_enable_compilation_cache", False)
 import jaxplain
 model = jaxplain.default_model()
 method = sys.argv[1]
+target = None if sys.argv[2] == "predicted" else (lambda o: o.logits[:, 1] - o.logits[:, 0])
 t0 = time.perf_counter()
-jaxplain.attribute(model, "an utterly charming film", method)
+jaxplain.attribute(model, "an utterly charming film", method, target)
 t1 = time.perf_counter()
 jaxplain.attribute(model, ["a dull, lifeless mess", "great fun", "not good at all, sadly"],
-                   method)
+                   method, target)
 t2 = time.perf_counter()
 print(json.dumps({"one": t1 - t0, "three": t2 - t1, "file": jaxplain.__file__}))
 """
 
 
-def _child(tree: str, method: str) -> dict:
+def _child(tree: str, method: str, target: str) -> dict:
   env = dict(os.environ, PYTHONPATH=tree + os.pathsep + os.environ.get("PYTHONPATH", ""))
   env.pop("JAX_COMPILATION_CACHE_DIR", None)
-  proc = subprocess.run([sys.executable, "-c", CHILD, method], env=env, cwd=tree,
+  proc = subprocess.run([sys.executable, "-c", CHILD, method, target], env=env, cwd=tree,
                         capture_output=True, text=True)
   if proc.returncode != 0:
     sys.exit(f"the child in {tree} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -55,6 +58,7 @@ def main() -> None:
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   ap.add_argument("--method", default="ig")
   ap.add_argument("--repeats", type=int, default=3)
+  ap.add_argument("--target", choices=("predicted", "margin"), default="predicted")
   ap.add_argument("--tree", action="append", default=[],
                   help="another checkout to time as well (repeatable)")
   args = ap.parse_args()
@@ -62,10 +66,10 @@ def main() -> None:
   runs = {t: {"one": [], "three": []} for t in trees}
   for _ in range(args.repeats):
     for tree in trees:
-      out = _child(tree, args.method)
+      out = _child(tree, args.method, args.target)
       for k in ("one", "three"):
         runs[tree][k].append(out[k])
-  print(f"method {args.method}; python {sys.version.split()[0]}, {os.cpu_count()} cores, load "
+  print(f"method {args.method}, target {args.target}; python {sys.version.split()[0]}, {os.cpu_count()} cores, load "
         f"average {os.getloadavg()[0]:.1f}; median of {args.repeats} fresh processes (seconds)\n")
   print("| checkout | first call, 1 text | runs | first call, 3 texts | runs |")
   print("|---|---|---|---|---|")
