@@ -134,7 +134,7 @@ def test_truncation_is_a_one_line_warning(runner):
 @pytest.mark.parametrize("args, starts", [
     (["a film", "--method", "nope"], "unknown method 'nope'; valid methods: "),
     (["   "], "text 0 is empty"),
-    ([LONG, "--no-truncate"], "1 input(s) longer than the model's 40 tokens"),
+    ([LONG, "--no-truncate"], "1 input(s) longer than the 40-token limit"),
     (["a film", "--target", "happy"], "unknown target 'happy'"),
     (["a film", "--aggregate", "median"], "unknown --aggregate 'median'"),
     (["a film", "--target", "7"], "target class 7 is out of range"),

@@ -135,7 +135,7 @@ def encode(tokenizer: Any, texts: str | Sequence[str], text_pairs: str | Sequenc
   lengths = [len(ids) for ids in full["input_ids"]]
   too_long = [i for i, n in enumerate(lengths) if n > max_length]
   if too_long:
-    msg = (f"{len(too_long)} input(s) longer than the model's {max_length} tokens "
+    msg = (f"{len(too_long)} input(s) longer than the {max_length}-token limit "
            f"(example {too_long[0]} has {lengths[too_long[0]]})")
     if not truncate:
       raise InputError(msg + "; shorten them, or allow truncation (drop --no-truncate / "

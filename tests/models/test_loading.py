@@ -246,7 +246,7 @@ def test_pairs_of_another_length(bert):
 
 def test_over_long_input_truncates_with_warning(bert, capfd):
   text = " ".join(["good"] * 100)
-  with pytest.warns(jaxplain.TruncationWarning, match="longer than the model's 40 tokens") as w:
+  with pytest.warns(jaxplain.TruncationWarning, match="longer than the 40-token limit") as w:
     batch = bert.encode([text, "bad"])
   assert w[0].filename == __file__  # points at the caller's line, not at jaxplain
   assert "Token indices sequence length" not in capfd.readouterr().err  # one message, ours
@@ -259,7 +259,7 @@ def test_over_long_input_truncates_with_warning(bert, capfd):
 
 
 def test_over_long_input_refused_without_truncation(bert):
-  with pytest.raises(jaxplain.InputError, match="longer than the model's 40 tokens"):
+  with pytest.raises(jaxplain.InputError, match="longer than the 40-token limit"):
     bert.encode(" ".join(["good"] * 100), truncate=False)
 
 
