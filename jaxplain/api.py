@@ -413,14 +413,23 @@ def _compiled_callable(name: str, static_hyper: tuple[tuple[str, Hashable], ...]
   def run(params, batch, key, **dynamic):
     logits = forward(params, batch).logits
     scores = kernel(forward, params, batch, target_fn, key=key, **dynamic)
-    gap = None
-    if name in CONVERGENCE_DELTAS:  # of the embeddings row, for per-layer methods [L+1, B, T]
-      gap = functools.partial(CONVERGENCE_DELTAS[name], **dict(static_hyper))(
-          forward, params, batch, target_fn, scores[0] if scores.ndim == 3 else scores,
-          **dynamic)
+    gap = _gap(CONVERGENCE_DELTAS, name, static_hyper, forward, params, batch, target_fn,
+               scores, dynamic)
     return scores, logits, gap
 
   return _jit(run)
+
+
+def _gap(table: dict[str, Callable], name: str, static_hyper: tuple[tuple[str, Hashable], ...],
+         forward: Forward, params: Any, batch: Batch, target: Any, scores: jax.Array,
+         dynamic: dict[str, Any]) -> jax.Array | None:
+  """The method's convergence gap from ``table`` (``CONVERGENCE_DELTAS`` or, per slot of a
+  packed batch, ``PACKED_DELTAS``), or ``None`` where it has none; of the embeddings row for
+  per-layer methods (``scores [L+1, B, T]``)."""
+  if name not in table:
+    return None
+  return functools.partial(table[name], **dict(static_hyper))(
+      forward, params, batch, target, scores[0] if scores.ndim == 3 else scores, **dynamic)
 
 
 def _class_target_program(name: str, static: tuple[tuple[str, Hashable], ...],
@@ -459,10 +468,7 @@ def _compiled_fused(name: str, static_hyper: tuple[tuple[str, Hashable], ...],
     classes = jnp.where(predicted, best, classes)
     scores = kernel(forward, params, batch, classes, key=key, **dynamic)
     table = PACKED_DELTAS if batch.packing is not None else CONVERGENCE_DELTAS
-    gap = None
-    if name in table:  # of the embeddings row, for per-layer methods [L+1, B, T]
-      gap = functools.partial(table[name], **dict(static_hyper))(
-          forward, params, batch, classes, scores[0] if scores.ndim == 3 else scores, **dynamic)
+    gap = _gap(table, name, static_hyper, forward, params, batch, classes, scores, dynamic)
     return scores, logits, classes, gap
 
   return _jit(run)
