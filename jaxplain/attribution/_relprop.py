@@ -119,7 +119,7 @@ class LayerCache(NamedTuple):
 
 def encoder_config(forward, params):
   """The :class:`EncoderConfig` behind a jaxplain ``forward`` (``make_forward(graphdef)``)."""
-  graphdef = forward.args[0] if getattr(forward, "args", None) else None
+  graphdef = getattr(forward, "graphdef", None)
   if not isinstance(graphdef, nnx.GraphDef):
     raise InputError("Chefer relevance (gae, mask_lrp, partial_lrp, full_lrp) re-computes the "
                      "encoder's intermediates, so it needs a jaxplain model's forward (from "

@@ -1,12 +1,13 @@
 """The pure model function: ``forward(params, batch, taps) -> Outputs``.
 
 The encoder is authored in Flax NNX and split once into a static graph and a parameter pytree;
-``make_forward(graphdef)`` returns the pure function the rest of the library calls. Create it
-once per model and reuse it: ``functools.partial`` objects hash by identity, so a new one per call
-would be a new jit cache key and a recompile.
+``make_forward(graphdef)`` returns the pure function the rest of the library calls. Forwards
+compare and hash by their graph: the compiled programs that jaxplain caches per model (keyed by
+``forward``; parameters are always arguments) are shared by every model of the same
+architecture, so a model loaded again, or a fine-tuned copy, does not compile them again.
 """
 
-import functools
+from typing import Any
 
 from flax import nnx
 
@@ -19,9 +20,41 @@ def _apply(graphdef: nnx.GraphDef, params: Params, batch: Batch, taps: Taps = Ta
   return nnx.merge(graphdef, params)(batch, taps)
 
 
+class _GraphForward:
+  """``forward(params, batch, taps=Taps()) -> Outputs`` of one encoder graph.
+
+  Equal to (and hashing as) any other forward of an equal graph: the same architecture, config
+  and rules, whatever the parameters. A ``functools.partial`` would hash by identity, so each
+  load of a model would be a new key of every jit cache and compile everything again (2.5 s
+  against 0.24 s for a second IG-50 call on two texts of the default model).
+  """
+
+  __slots__ = ("graphdef", "_hash", "__weakref__")
+
+  def __init__(self, graphdef: nnx.GraphDef):
+    self.graphdef = graphdef
+    self._hash = hash((_GraphForward, graphdef))
+
+  def __call__(self, params: Params, batch: Batch, taps: Taps = Taps()) -> Outputs:
+    return _apply(self.graphdef, params, batch, taps)
+
+  def __eq__(self, other: Any) -> bool:
+    return (self is other or isinstance(other, _GraphForward)
+            and self._hash == other._hash and self.graphdef == other.graphdef)
+
+  def __hash__(self) -> int:
+    return self._hash
+
+  def __repr__(self) -> str:
+    return "<jaxplain forward of an encoder graph (make_forward)>"
+
+
 def make_forward(graphdef: nnx.GraphDef) -> Forward:
-  """``forward(params, batch, taps=Taps()) -> Outputs`` for the encoder described by ``graphdef``."""
-  return functools.partial(_apply, graphdef)
+  """``forward(params, batch, taps=Taps()) -> Outputs`` for the encoder described by ``graphdef``.
+
+  Forwards of equal graphs are equal, so jaxplain's compiled programs serve them all.
+  """
+  return _GraphForward(graphdef)
 
 
 def init_encoder(config: EncoderConfig, seed: int = 0) -> tuple[Forward, Params]:

@@ -349,3 +349,34 @@ def test_bucket_length():
   assert [bucket_length(n, 512) for n in (1, 16, 17, 100, 500, 512)] == [16, 16, 24, 112, 512, 512]
   assert bucket_length(33, 40) == 40
   assert bucket_length(600, 512) == 512
+
+
+def test_a_model_loaded_again_reuses_the_compiled_programs(bert):
+  """Forwards of the same graph are equal, so a model loaded again (or rebuilt from other
+  parameters) runs the programs compiled for the first: no XLA compile, and its own
+  parameters' scores."""
+  import jax  # pylint: disable=g-import-not-at-top
+  again = jaxplain.load_model(SOURCE)
+  assert again.forward == bert.forward and hash(again.forward) == hash(bert.forward)
+  assert jaxplain.load_model(os.path.join(TINY, "roberta_seq_cls")).forward != bert.forward
+  tuned = jaxplain.models.model_from_params(
+      bert.config, jax.tree.map(lambda p: p * 1.5, bert.params), bert.tokenizer, bert.labels)
+  assert tuned.forward == bert.forward
+  texts = ["a b c", "d e"]
+  first = jaxplain.attribute(bert, texts, "gradient_x_input", target=0)
+  compiles = []
+
+  def listen(event, duration, **kwargs):
+    del duration, kwargs
+    if event == "/jax/core/compile/backend_compile_duration":
+      compiles.append(event)
+
+  jax.monitoring.register_event_duration_secs_listener(listen)
+  try:
+    same = jaxplain.attribute(again, texts, "gradient_x_input", target=0)
+    other = jaxplain.attribute(tuned, texts, "gradient_x_input", target=0)
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listen)
+  assert not compiles
+  np.testing.assert_array_equal(same.scores, first.scores)
+  assert not np.allclose(other.scores, first.scores)
