@@ -7,6 +7,9 @@ Each repeat runs a fresh Python process that loads the default model, then times
 ``attribute(model, "an utterly charming film", method)`` (one text: unpacked) and, right after,
 ``attribute(model, three_texts, method)`` (packed where the method packs). Both are first calls
 of their shapes, so they include tracing and compiling; the persistent compilation cache is off.
+Then it loads the default model again (``default_model.cache_clear()``, as a notebook cell run
+twice would) and times the one-text call on that copy ("reloaded": no new shape, so it measures
+whether the programs compiled for the first copy serve the second).
 ``--target margin`` explains a callable target, ``logits[:, 1] - logits[:, 0]`` (one function
 for both calls; a callable target never packs), instead of the predicted class.
 With ``--tree``, the same child imports jaxplain from each checkout given (for example a
@@ -37,7 +40,12 @@ t1 = time.perf_counter()
 jaxplain.attribute(model, ["a dull, lifeless mess", "great fun", "not good at all, sadly"],
                    method, target)
 t2 = time.perf_counter()
-print(json.dumps({"one": t1 - t0, "three": t2 - t1, "file": jaxplain.__file__}))
+jaxplain.default_model.cache_clear()
+again = jaxplain.default_model()
+t3 = time.perf_counter()
+jaxplain.attribute(again, "an utterly charming film", method, target)
+t4 = time.perf_counter()
+print(json.dumps({"one": t1 - t0, "three": t2 - t1, "reload": t4 - t3, "file": jaxplain.__file__}))
 """
 
 
@@ -63,23 +71,24 @@ def main() -> None:
                   help="another checkout to time as well (repeatable)")
   args = ap.parse_args()
   trees = [REPO] + [os.path.realpath(t) for t in args.tree]
-  runs = {t: {"one": [], "three": []} for t in trees}
+  runs = {t: {"one": [], "three": [], "reload": []} for t in trees}
   for _ in range(args.repeats):
     for tree in trees:
       out = _child(tree, args.method, args.target)
-      for k in ("one", "three"):
+      for k in ("one", "three", "reload"):
         runs[tree][k].append(out[k])
   print(f"method {args.method}, target {args.target}; python {sys.version.split()[0]}, {os.cpu_count()} cores, load "
         f"average {os.getloadavg()[0]:.1f}; median of {args.repeats} fresh processes (seconds)\n")
-  print("| checkout | first call, 1 text | runs | first call, 3 texts | runs |")
-  print("|---|---|---|---|---|")
+  print("| checkout | first call, 1 text | runs | first call, 3 texts | runs | "
+        "1 text on the model loaded again | runs |")
+  print("|---|---|---|---|---|---|---|")
   for tree, r in runs.items():
     head = subprocess.run(["git", "-C", tree, "rev-parse", "--short", "HEAD"],
                           capture_output=True, text=True).stdout.strip() or "?"
     name = f"{tree} ({head})"
-    print(f"| {name} | {statistics.median(r['one']):.2f} | "
-          f"{', '.join(f'{x:.2f}' for x in r['one'])} | {statistics.median(r['three']):.2f} | "
-          f"{', '.join(f'{x:.2f}' for x in r['three'])} |")
+    cells = [f"{statistics.median(r[k]):.2f} | {', '.join(f'{x:.2f}' for x in r[k])}"
+             for k in ("one", "three", "reload")]
+    print(f"| {name} | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":

@@ -25,11 +25,13 @@ class _GraphForward:
 
   Equal to (and hashing as) any other forward of an equal graph: the same architecture, config
   and rules, whatever the parameters. A ``functools.partial`` would hash by identity, so each
-  load of a model would be a new key of every jit cache and compile everything again (2.5 s
-  against 0.24 s for a second IG-50 call on two texts of the default model).
+  load of a model would be a new key of every jit cache and compile everything again (IG-50 on
+  one text with the default model loaded again: 3.94 s, against 0.31 s now;
+  ``experiments/benchmarks/results/bench_first_call.md``).
   """
 
   __slots__ = ("graphdef", "_hash", "__weakref__")
+  __name__ = "forward"  # an instance's name: JAX names the programs it compiles after it
 
   def __init__(self, graphdef: nnx.GraphDef):
     self.graphdef = graphdef
